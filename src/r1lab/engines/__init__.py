@@ -1,0 +1,1 @@
+"""Engines: the only place that imports generation code, vLLM or torch.distributed."""
