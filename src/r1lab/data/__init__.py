@@ -1,0 +1,1 @@
+"""Tasks, templates and loaders: everything that turns a source into `Example`s and prompts."""

@@ -1,0 +1,144 @@
+"""Single-process learner for `transformers` models: teacher-forced log-probs and policy updates.
+
+`update` splits a rollout batch into micro-batches, computes the loss normalizers over the WHOLE
+batch (so gradient accumulation gives the same gradient as one big batch) and passes them to the
+loss function, clips the gradient norm and steps the optimizer. A step whose loss or gradient is
+not finite is skipped (no parameter change) and reported, never applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from r1lab.algo import batch_normalizers
+from r1lab.engines.hf import completion_logprobs
+
+
+@dataclass
+class TrainBatch:
+    """B rollouts ready for the loss. Tensors are (B, T) with T = longest completion."""
+
+    prompt_ids: list[list[int]]
+    completion_ids: list[list[int]]
+    mask_BT: torch.Tensor
+    old_logp_BT: torch.Tensor
+    adv_BT: torch.Tensor
+    ref_logp_BT: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.prompt_ids)
+
+    def rows(self, start: int, end: int) -> TrainBatch:
+        T = max(1, max(len(c) for c in self.completion_ids[start:end]))
+        cut = slice(start, end)
+        return TrainBatch(
+            prompt_ids=self.prompt_ids[cut],
+            completion_ids=self.completion_ids[cut],
+            mask_BT=self.mask_BT[cut, :T],
+            old_logp_BT=self.old_logp_BT[cut, :T],
+            adv_BT=self.adv_BT[cut, :T],
+            ref_logp_BT=None if self.ref_logp_BT is None else self.ref_logp_BT[cut, :T],
+        )
+
+
+def padded(rows: list[list[float]], T: int) -> torch.Tensor:
+    out = torch.zeros((len(rows), T), dtype=torch.float32)
+    for b, r in enumerate(rows):
+        if r:
+            out[b, : len(r)] = torch.tensor(r, dtype=torch.float32)
+    return out
+
+
+LossFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+class HFLearner:
+    def __init__(
+        self,
+        model,
+        optimizer: torch.optim.Optimizer,
+        scheduler=None,
+        *,
+        pad_id: int,
+        micro_batch_size: int = 32,
+        max_grad_norm: float = 1.0,
+        temperature: float = 1.0,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.pad_id = pad_id
+        self.micro_batch_size = micro_batch_size
+        self.max_grad_norm = max_grad_norm
+        self.temperature = temperature
+        self.skipped_steps = 0
+
+    @torch.no_grad()
+    def logprobs(self, model, batch: TrainBatch) -> torch.Tensor:
+        """Log-probs (B, T) of the batch's completions under `model` (e.g. the reference)."""
+        T = batch.mask_BT.size(1)
+        out = torch.zeros_like(batch.mask_BT)
+        for s in range(0, len(batch), self.micro_batch_size):
+            mb = batch.rows(s, s + self.micro_batch_size)
+            logp, _ = completion_logprobs(
+                model,
+                mb.prompt_ids,
+                mb.completion_ids,
+                pad_id=self.pad_id,
+                temperature=self.temperature,
+            )
+            out[s : s + len(mb), : min(T, logp.size(1))] = logp[:, :T].float().cpu()
+        return out
+
+    def update(self, batch: TrainBatch, loss_fn: LossFn) -> dict[str, float]:
+        """One optimizer step over the whole batch (micro-batched).
+
+        ``loss_fn(logp_BT, mb, *, entropy_BT, num_seqs, num_tokens) -> (loss, metrics)``.
+        """
+        self.model.train()
+        norms = batch_normalizers(batch.mask_BT)  # global: spans all micro-batches
+        num_seqs, num_tokens = float(norms["num_seqs"]), float(norms["num_tokens"])
+        sums: dict[str, float] = {}
+        loss_total = 0.0
+        for s in range(0, len(batch), self.micro_batch_size):
+            mb = batch.rows(s, s + self.micro_batch_size)
+            logp, _, ent = completion_logprobs(
+                self.model,
+                mb.prompt_ids,
+                mb.completion_ids,
+                pad_id=self.pad_id,
+                temperature=self.temperature,
+                with_entropy=True,
+            )
+            loss, metrics = loss_fn(
+                logp, mb, entropy_BT=ent, num_seqs=num_seqs, num_tokens=num_tokens
+            )
+            loss.backward()
+            loss_total += float(loss.detach())
+            weight = float(mb.mask_BT.sum()) / max(num_tokens, 1.0)
+            for k, v in metrics.items():
+                if k.endswith("_max"):
+                    sums[k] = max(sums.get(k, float("-inf")), float(v))
+                elif k.endswith("_min"):
+                    sums[k] = min(sums.get(k, float("inf")), float(v))
+                else:  # token-weighted mean over micro-batches
+                    sums[k] = sums.get(k, 0.0) + float(v) * weight
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm))
+        finite = bool(torch.isfinite(torch.tensor([loss_total, grad_norm])).all())
+        if finite:
+            self.optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
+        else:
+            self.skipped_steps += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        return {
+            "loss": loss_total,
+            "grad_norm": grad_norm,
+            "skipped_nonfinite": float(not finite),
+            **sums,
+        }

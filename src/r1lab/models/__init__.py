@@ -1,0 +1,1 @@
+"""Models: the embedded tiny model toolchain and loaders for any Hugging Face causal LM."""

@@ -1,0 +1,137 @@
+"""Stage 0 for the embedded default: pretrain the tiny "V3-Base" analog on the synthetic corpus.
+
+Next-token prediction over packed documents (EOT-separated), AdamW with warm-up and cosine decay.
+The result is cached on disk under a hash of the config, so the demo and every test that asks for
+the same base reuse it. The output is a plain Hugging Face directory (safetensors + tokenizer).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from r1lab.config import save_config, to_dict
+from r1lab.data.corpus import CorpusMix, build_corpus
+from r1lab.models.tiny import build_model, build_tokenizer, chat_text, num_parameters
+from r1lab.utils.paths import cache_root
+from r1lab.utils.progress import progress_bar
+
+CORPUS_VERSION = 1  # bump when the corpus or the training loop changes what a config produces
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    size: str = "1m"
+    tasks: tuple[str, ...] = ("arith", "countdown")
+    difficulty: int = 1
+    n_docs: int = 40000
+    vocab_size: int = 1024
+    steps: int = 1200
+    batch_size: int = 32
+    seq_len: int = 128
+    lr: float = 3e-3
+    warmup: int = 50
+    weight_decay: float = 0.01
+    seed: int = 0
+    threads: int = 0  # 0 = torch default
+    mix: CorpusMix = field(default_factory=CorpusMix)
+
+
+def config_hash(cfg: PretrainConfig) -> str:
+    blob = json.dumps({"v": CORPUS_VERSION, **to_dict(cfg)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def base_dir(cfg: PretrainConfig) -> Path:
+    return cache_root() / "tiny" / f"{cfg.size}-{config_hash(cfg)}"
+
+
+def ensure_base(cfg: PretrainConfig, *, progress: bool = True, log=print) -> Path:
+    """The cached base model directory for `cfg`, pretraining it first if it is missing."""
+    out = base_dir(cfg)
+    if (out / "config.json").exists() and (out / "pretrain.json").exists():
+        log(f"[pretrain] reusing cached base model {out}")
+        return out
+    return pretrain(cfg, out, progress=progress, log=log)
+
+
+def packed_batches(token_stream: list[int], seq_len: int, batch_size: int, seed: int):
+    """Endless (batch_size, seq_len) LongTensors cut at random offsets of the packed stream."""
+    import torch
+
+    data = torch.tensor(token_stream, dtype=torch.long)
+    gen = torch.Generator().manual_seed(seed)
+    hi = len(data) - seq_len - 1
+    while True:
+        starts = torch.randint(0, hi, (batch_size,), generator=gen)
+        yield torch.stack([data[s : s + seq_len] for s in starts.tolist()])
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def pretrain(cfg: PretrainConfig, out: Path, *, progress: bool = True, log=print) -> Path:
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    t0 = time.time()
+    docs = build_corpus(
+        cfg.n_docs,
+        tasks=cfg.tasks,
+        difficulty=cfg.difficulty,
+        seed=cfg.seed,
+        chat_fmt=chat_text,
+        mix=cfg.mix,
+    )
+    tok = build_tokenizer(docs, cfg.vocab_size)
+    stream: list[int] = []
+    for ids in tok(docs)["input_ids"]:
+        stream += ids + [tok.eos_token_id]
+    model = build_model(cfg.size, tok, seed=cfg.seed)
+    log(
+        f"[pretrain] {num_parameters(model):,} params, vocab {len(tok)}, "
+        f"{len(docs):,} docs / {len(stream):,} tokens, {cfg.steps} steps"
+    )
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
+    )
+    batches = packed_batches(stream, cfg.seq_len, cfg.batch_size, cfg.seed)
+    model.train()
+    history = []
+    with progress_bar("pretrain", cfg.steps, progress) as advance:
+        for step in range(cfg.steps):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, cfg)
+            x = next(batches)
+            loss = model(input_ids=x, labels=x).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if step % 25 == 0 or step == cfg.steps - 1:
+                history.append({"step": step, "loss": round(loss.item(), 4)})
+            advance(info=f"loss {loss.item():.3f}")
+    model.eval()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".tmp-"))
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    save_config(cfg, tmp / "pretrain_config.yaml")
+    summary = {"seconds": round(time.time() - t0, 1), "params": num_parameters(model)}
+    (tmp / "pretrain.json").write_text(json.dumps({**summary, "history": history}, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)  # atomic: a killed pretraining never leaves a half-written cache entry
+    log(f"[pretrain] done in {summary['seconds']}s, final loss {history[-1]['loss']} -> {out}")
+    return out

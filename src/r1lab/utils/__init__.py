@@ -1,0 +1,1 @@
+"""Run plumbing: paths, logging, progress, checkpoint I/O."""

@@ -1,0 +1,38 @@
+"""Bad input gets one clear line on stderr and exit code 2, never a traceback."""
+
+import json
+
+import pytest
+
+from r1lab.cli import main
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["rl", "r1_zero_tiny", "grpo.bogus=1"], "unknown config key 'grpo.bogus'"),
+        (["rl", "r1_zero_tiny", "grpo.steps=abc"], "grpo.steps: expected an integer"),
+        (["rl", "missing_recipe.yaml"], "recipe file not found"),
+        (["rl", "r1_zero_tiny", "model.path=/no/such/model"], "/no/such/model"),
+        (["rl", "r1_zero_tiny", "rewards=[{name: nosuch}]"], "unknown reward 'nosuch'"),
+    ],
+)
+def test_one_line_errors(argv, needle, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_malformed_data_row(tmp_path, capsys, tiny_model, tiny_tokenizer):
+    model_dir = tmp_path / "model"
+    tiny_model.save_pretrained(model_dir)
+    tiny_tokenizer.save_pretrained(model_dir)
+    bad = tmp_path / "train.jsonl"
+    good = {"question": "Compute 1 + 1", "answer": "2", "verifier": "number"}
+    bad.write_text(json.dumps(good) + "\n" + json.dumps({"question": "Compute 2 + 2"}) + "\n")
+    argv = ["rl", "r1_zero_tiny", f"data.train_file={bad}", f"model.path={model_dir}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{bad}:2: missing 'answer'" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
