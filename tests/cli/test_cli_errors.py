@@ -31,6 +31,7 @@ def test_malformed_data_row(tmp_path, capsys, tiny_model, tiny_tokenizer):
     bad = tmp_path / "train.jsonl"
     good = {"question": "Compute 1 + 1", "answer": "2", "verifier": "number"}
     bad.write_text(json.dumps(good) + "\n" + json.dumps({"question": "Compute 2 + 2"}) + "\n")
+    capsys.readouterr()
     argv = ["rl", "r1_zero_tiny", f"data.train_file={bad}", f"model.path={model_dir}"]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

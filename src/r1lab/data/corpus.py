@@ -21,16 +21,14 @@ from r1lab.types import Example
 class CorpusMix:
     """Shares of document styles (they need not sum to 1; they are normalized)."""
 
-    r1_zero_tagged: float = (
-        0.08  # R1-Zero template, then <think> steps </think> <answer> x </answer>
-    )
-    r1_zero_untagged: float = 0.22  # R1-Zero template, then a free-form solution without tags
-    qa: float = 0.35  # "Question: ... Answer: ..." styles
-    chat: float = 0.15  # the tokenizer's chat format
+    r1_zero_tagged: float = 0.04  # R1-Zero template, then <think> steps </think> <answer> x </answer>
+    r1_zero_untagged: float = 0.16  # R1-Zero template, then a free-form solution without tags
+    qa: float = 0.25  # "Question: ... Answer: ..." styles
+    chat: float = 0.05  # the tokenizer's chat format
     bare: float = 0.20  # the problem and steps with no framing
-    drill: float = 0.25  # lines of worked facts ("12 + 7 = 19.") with no question
-    wrong_rate: float = 0.12  # share of solutions with an arithmetic slip
-    no_steps_rate: float = 0.25  # share of solutions that state an answer without steps
+    drill: float = 0.30  # lines of worked facts ("12 + 7 = 19.") with no question
+    wrong_rate: float = 0.08  # share of solutions with an arithmetic slip
+    no_steps_rate: float = 0.15  # share of solutions that state an answer without steps
 
 
 def worked_steps(ex: Example, rng: random.Random, wrong: bool) -> tuple[list[str], str]:

@@ -41,10 +41,10 @@ def _apply(a: int, op: str, b: int) -> int:
 def make_arith(rng: random.Random, difficulty: int) -> Example:
     """``Compute a + b - c ...`` with 2 + difficulty operands; results stay in 0..999.
 
-    Operands are at most 20 up to difficulty 1, 50 at difficulty 2 and 99 beyond.
+    Operands are at most 10 up to difficulty 1, 20 at difficulty 2, 50 at 3 and 99 beyond.
     """
     n_ops = 1 + difficulty
-    hi = 20 if difficulty <= 1 else 50 if difficulty == 2 else 99
+    hi = 10 if difficulty <= 1 else 20 if difficulty == 2 else 50 if difficulty == 3 else 99
     value = rng.randint(1, hi)
     text, steps = str(value), []
     for _ in range(n_ops):

@@ -32,7 +32,9 @@ def make_run_dir(output_dir: str, run_name: str, kind: str, cfg) -> Path:
 def load_model(path: str, *, pretrain_cfg=None, dtype: str = "float32", progress=True, log=print):
     """(model, tokenizer) for ``tiny`` (the cached embedded base), a HF directory or a hub id."""
     from r1lab.models.hf_load import load_causal_lm
+    from r1lab.utils.paths import quiet_transformers
 
+    quiet_transformers()
     if path == "tiny":
         from r1lab.pipelines.pretrain import PretrainConfig, ensure_base
 

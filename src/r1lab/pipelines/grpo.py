@@ -15,10 +15,9 @@ from pathlib import Path
 
 import torch
 
-from r1lab.algo import compute_advantages, policy_objective
+from r1lab.algo import compute_advantages, overlong_mask, policy_objective
 from r1lab.engines.hf import HFGenerator
 from r1lab.engines.hf_learner import HFLearner, TrainBatch, padded
-from r1lab.errors import R1LabError
 from r1lab.pipelines.common import (
     load_model,
     make_run_dir,
@@ -27,15 +26,11 @@ from r1lab.pipelines.common import (
     task_examples,
 )
 from r1lab.pipelines.rl_config import RLConfig
-from r1lab.rewards.base import Completion
-from r1lab.rewards.combine import check_spec, score_completions
+from r1lab.pipelines.rollouts import collect_step
+from r1lab.rewards.combine import check_error_rate, check_spec
 from r1lab.types import SamplingParams
 from r1lab.utils.jsonl import JsonlWriter
 from r1lab.utils.progress import progress_bar
-
-
-class RewardFailure(R1LabError):
-    """Too many reward calls failed: training on those scores would be training on garbage."""
 
 
 @dataclass
@@ -86,6 +81,14 @@ def run(cfg: RLConfig, *, run_dir: Path | None = None, model=None, tokenizer=Non
         ref = copy.deepcopy(model).eval().requires_grad_(False)
     prompts = prompts_for(train, cfg.data.template, tokenizer)
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+    cursor = 0
+
+    def next_prompts(n: int) -> list[tuple[str, object]]:
+        nonlocal cursor
+        idx = [order[(cursor + i) % len(order)] for i in range(n)]
+        cursor += n
+        return [(prompts[i], train[i]) for i in idx]
+
     generator = HFGenerator(model, tokenizer, batch_size=cfg.sampling.batch_size)
     opt, sched = make_optimizer(model, g)
     learner = HFLearner(
@@ -99,7 +102,6 @@ def run(cfg: RLConfig, *, run_dir: Path | None = None, model=None, tokenizer=Non
     )
     const_len = g.const_len or cfg.sampling.max_new_tokens
     history: list[dict] = []
-    cursor = 0
     with (
         JsonlWriter(run_dir / "metrics.jsonl", "w") as metrics_log,
         JsonlWriter(run_dir / "samples.jsonl", "w") as samples_log,
@@ -107,36 +109,28 @@ def run(cfg: RLConfig, *, run_dir: Path | None = None, model=None, tokenizer=Non
     ):
         for step in range(g.steps):
             t0 = time.time()
-            idx = [order[(cursor + i) % len(order)] for i in range(g.prompts_per_step)]
-            cursor += g.prompts_per_step
-            rollouts = generator.generate(
-                [prompts[i] for i in idx], g.group_size, sampling_params(cfg, step)
+            got = collect_step(
+                generator.generate,
+                next_prompts,
+                cfg.rewards,
+                prompts_per_step=g.prompts_per_step,
+                group_size=g.group_size,
+                sampling=lambda rnd, step=step: sampling_params(cfg, step * 1000 + rnd),
+                max_new_tokens=cfg.sampling.max_new_tokens,
+                dynamic_sampling=g.dynamic_sampling,
+                max_gen_rounds=g.max_gen_rounds,
             )
-            t_gen = time.time() - t0
-
-            t1 = time.time()
-            completions = [
-                Completion(
-                    text=r.text,
-                    row=train[idx[r.prompt_index]].as_row(),
-                    num_tokens=len(r.completion_ids),
-                    truncated=r.truncated,
-                    max_tokens=cfg.sampling.max_new_tokens,
-                )
-                for r in rollouts
-            ]
-            table = score_completions(cfg.rewards, completions)
-            if table.error_rate() > g.reward_error_threshold:
-                raise RewardFailure(
-                    f"step {step}: {table.error_rate():.0%} of reward calls failed "
-                    f"(threshold {g.reward_error_threshold:.0%}); errors per component: "
-                    f"{table.errors}"
-                )
-            t_reward = time.time() - t1
+            rollouts, completions, table = got.rollouts, got.completions, got.table
+            check_error_rate(table, g.reward_error_threshold, step)
+            t_gen = time.time() - t0  # generation + scoring (scoring time: reward/time)
 
             t2 = time.time()
-            T = max(1, max(len(r.completion_ids) for r in rollouts))
+            lengths = [len(r.completion_ids) for r in rollouts]
+            T = max(1, max(lengths))
             mask = padded([[1.0] * len(r.completion_ids) for r in rollouts], T)
+            truncated = torch.tensor([r.truncated for r in rollouts])
+            if g.mask_truncated:  # DAPO overlong filtering
+                mask = overlong_mask(mask, truncated)
             scores = torch.tensor(table.total, dtype=torch.float32)
             adv = compute_advantages(
                 g.adv_estimator, scores, mask, group_size=g.group_size, **g.adv_params
@@ -175,28 +169,30 @@ def run(cfg: RLConfig, *, run_dir: Path | None = None, model=None, tokenizer=Non
                 upd = learner.update(batch, loss_fn)
             t_update = time.time() - t2
 
-            lengths = [len(r.completion_ids) for r in rollouts]
             row = {
                 "step": step,
-                "reward": sum(table.total) / len(table.total),
-                **{f"reward/{k}": sum(v) / len(v) for k, v in table.components.items()},
+                **table.metrics(),
                 "accuracy": sum(table.components.get("accuracy", [0.0])) / len(rollouts),
                 "format_rate": sum(table.components.get("format", [0.0])) / len(rollouts),
                 "response_len_mean": sum(lengths) / len(lengths),
                 "response_len_max": max(lengths),
-                "truncation_rate": sum(r.truncated for r in rollouts) / len(rollouts),
+                "truncation_rate": float(truncated.float().mean()),
+                "zero_variance_frac": got.zero_variance_frac,
+                "empty_response_frac": sum(n == 0 for n in lengths) / len(lengths),
+                "gen_rounds": got.rounds,
                 "reward_errors": table.num_errors,
                 "lr": sched.get_last_lr()[0],
                 **upd,
                 "time/generate": t_gen,
-                "time/reward": t_reward,
                 "time/update": t_update,
                 "tokens_per_second": sum(lengths) / max(t_gen, 1e-9),
                 "elapsed": time.time() - t_start,
             }
             history.append(row)
             metrics_log.write(row)
-            for r, c, total in zip(rollouts[: g.group_size], completions, table.total):
+            for r, c, total in zip(
+                rollouts[: g.group_size], completions, table.total, strict=False
+            ):
                 samples_log.write(
                     {
                         "step": step,

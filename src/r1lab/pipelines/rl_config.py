@@ -23,7 +23,7 @@ class ModelConfig:
 class DataConfig:
     tasks: tuple[str, ...] = ("arith",)
     difficulty: int = 1
-    n_train: int = 4000
+    n_train: int = 2000
     n_test: int = 100
     template: str = "r1_zero"  # r1_zero | chat | plain
     seed: int = 0
@@ -61,7 +61,10 @@ class GRPOConfig:
     beta: float = 0.04
     kl_estimator: str = "k3"
     const_len: int = 0  # seq_mean_token_sum_norm constant; 0 = sampling.max_new_tokens
-    reward_error_threshold: float = 0.5  # stop when more than this share of reward calls fail
+    reward_error_threshold: float = 0.5  # stop when a component fails on more than this share
+    dynamic_sampling: bool = False  # DAPO: keep only groups whose rewards differ, refill
+    max_gen_rounds: int = 4  # generation rounds allowed per step with dynamic sampling
+    mask_truncated: bool = False  # DAPO overlong filtering: truncated samples leave the loss
 
 
 @dataclass(frozen=True)
