@@ -3,6 +3,7 @@ template -> R1-Zero GRPO -> evaluate again -> report (markdown, JSON, PNG) in on
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -65,9 +66,19 @@ def run(cfg: RLConfig, log=print) -> dict:
         {"base": base, "final": final},
         extra={"wall_seconds": round(wall, 1), "rl_seconds": round(rl.wall_seconds, 1)},
     )
+    promote_sections(run_dir / "report.json", wall)
     plot = plot_training_curves(run_dir / "metrics.jsonl", run_dir / "training.png")
     print_summary(base.metrics, final.metrics, cfg.eval.k, wall, run_dir, rl.checkpoint, plot)
     return {"run_dir": str(run_dir), "base": base.metrics, "final": final.metrics, **paths}
+
+
+def promote_sections(report_json: Path, wall: float) -> None:
+    """Scripts read ``report["base"]["pass@1"]`` and ``report["wall_seconds"]`` directly."""
+    report = json.loads(report_json.read_text())
+    for name, metrics in report.get("sections", {}).items():
+        report.setdefault(name, metrics)
+    report["wall_seconds"] = round(wall, 1)
+    report_json.write_text(json.dumps(report, indent=1))
 
 
 def print_summary(base: dict, final: dict, k: int, wall: float, run_dir, ckpt, plot) -> None:

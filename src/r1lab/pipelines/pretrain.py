@@ -28,7 +28,7 @@ CORPUS_VERSION = 1  # bump when the corpus or the training loop changes what a c
 @dataclass(frozen=True)
 class PretrainConfig:
     size: str = "1m"
-    tasks: tuple[str, ...] = ("arith", "countdown")
+    tasks: tuple[str, ...] = ("arith",)
     difficulty: int = 1
     n_docs: int = 40000
     vocab_size: int = 1024
