@@ -53,5 +53,5 @@ def test_corpus_uses_tags_only_in_a_minority_and_never_test_problems():
     docs = build_corpus(2000, tasks=("arith",), difficulty=1, seed=0, chat_fmt=chat_text)
     tagged = sum("<answer>" in d.split("Assistant:")[-1] for d in docs)
     assert 0.02 < tagged / len(docs) < 0.3
-    test_q = {e.question for e in generate("arith", 300, split="test", seed=0, difficulty=1)}
+    test_q = {e.question for e in generate("arith", 30, split="test", seed=0, difficulty=1)}
     assert not any(q in d for d in docs for q in test_q if f"{q}." in d or f"{q}?" in d)

@@ -110,7 +110,11 @@ class HFGenerator:
                     continue
                 tokens[b].append(nxt_list[b])
                 logps[b].append(lp_list[b])
-                if nxt_list[b] in self.eos_ids or sampling.stop and self._hit_stop(tokens[b], sampling.stop):
+                if (
+                    nxt_list[b] in self.eos_ids
+                    or sampling.stop
+                    and self._hit_stop(tokens[b], sampling.stop)
+                ):
                     done[b], finish[b] = True, "stop"
             if bool(done.all()):
                 break
@@ -167,6 +171,19 @@ def pack_sequences(
     return input_ids, attn, mask, T
 
 
+def _plain_lm_head(model):
+    """The LM head's weight/bias when logits are exactly ``hidden @ W.T + b`` (no soft-capping or
+    scaling in the config), else None (then full logits are computed)."""
+    cfg = getattr(model, "config", None)
+    if any(getattr(cfg, a, None) for a in ("final_logit_softcapping", "logit_scale")):
+        return None
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    decoder = getattr(model, "base_model", None)
+    if head is None or decoder is None or decoder is model or not hasattr(head, "weight"):
+        return None
+    return decoder, head
+
+
 def completion_logprobs(
     model,
     prompt_ids: Sequence[Sequence[int]],
@@ -175,31 +192,51 @@ def completion_logprobs(
     pad_id: int,
     temperature: float = 1.0,
     with_entropy: bool = False,
+    chunk_size: int = 1024,
 ):
     """Teacher-forced log-probs of each completion token: (logp_BT, mask_BT[, entropy_BT]).
 
-    Differentiable when called under grad. Positions past a row's completion are 0 in mask.
+    Differentiable when called under grad. Positions past a row's completion are 0 in mask. For a
+    plain LM head the logits are computed ``chunk_size`` tokens at a time from the hidden states
+    of the completion positions only, so B x L x V logits never exist at once (memory).
     """
-    from r1lab.algo.logprobs import entropy_from_logits, token_logprobs
+    from r1lab.algo.logprobs import entropy_from_logits, logprobs_from_hidden, token_logprobs
 
     device = next(model.parameters()).device
     input_ids, attn, mask, T = pack_sequences(prompt_ids, completion_ids, pad_id)
     input_ids, attn, mask = input_ids.to(device), attn.to(device), mask.to(device)
-    logits = model(input_ids=input_ids, attention_mask=attn, use_cache=False).logits
     B = len(prompt_ids)
-    # gather the logits that predict each completion token: position prompt_len + t - 1
+    # the state at position prompt_len + t - 1 predicts completion token t
     starts = torch.tensor([len(p) - 1 for p in prompt_ids], device=device)
     idx = (starts.unsqueeze(1) + torch.arange(T, device=device).unsqueeze(0)).clamp(
-        max=logits.size(1) - 1
+        max=input_ids.size(1) - 1
     )
-    logits_BTV = logits.gather(1, idx.unsqueeze(-1).expand(B, T, logits.size(-1)))
     targets = torch.zeros((B, T), dtype=torch.long, device=device)
     for b, c in enumerate(completion_ids):
         if len(c):
             targets[b, : len(c)] = torch.tensor(c, device=device)
-    logp = token_logprobs(logits_BTV, targets, temperature=temperature) * mask
+    plain = _plain_lm_head(model)
+    if plain is not None:
+        decoder, head = plain
+        hidden = decoder(input_ids=input_ids, attention_mask=attn, use_cache=False)[0]
+        hidden_BTH = hidden.gather(1, idx.unsqueeze(-1).expand(B, T, hidden.size(-1)))
+        logp, ent = logprobs_from_hidden(
+            hidden_BTH,
+            head.weight,
+            targets,
+            temperature=temperature,
+            chunk_size=chunk_size,
+            bias_V=getattr(head, "bias", None),
+            with_entropy=True,
+        )
+        ent = ent.detach()
+    else:
+        logits = model(input_ids=input_ids, attention_mask=attn, use_cache=False).logits
+        logits_BTV = logits.gather(1, idx.unsqueeze(-1).expand(B, T, logits.size(-1)))
+        logp = token_logprobs(logits_BTV, targets, temperature=temperature)
+        with torch.no_grad():
+            ent = entropy_from_logits(logits_BTV, temperature=temperature)
+    logp = logp * mask
     if not with_entropy:
         return logp, mask
-    with torch.no_grad():
-        ent = entropy_from_logits(logits_BTV, temperature=temperature) * mask
-    return logp, mask, ent
+    return logp, mask, ent * mask

@@ -1,8 +1,13 @@
-"""Rule-based rewards. Pure Python, no torch. Importing this package registers every reward."""
+"""Rule-based rewards. Pure Python, no torch. Importing this package registers every reward.
 
-from r1lab.rewards.base import REWARDS, VERIFIERS, Completion, RewardResult
+Importing stays light: math-verify/sympy load only inside the math worker processes, and the
+Latin-script language detector only on first use.
+"""
 
-__all__ = ["REWARDS", "VERIFIERS", "Completion", "RewardResult"]
+from r1lab.rewards.base import REWARDS, VERIFIERS, BatchContext, Completion, RewardResult
+
+__all__ = ["REWARDS", "VERIFIERS", "BatchContext", "Completion", "RewardResult"]
 
 # Registration side effects: every module that registers rewards or verifiers.
-from r1lab.rewards import components, synthetic  # noqa: E402,F401
+from r1lab.rewards import components, format, language, length, synthetic  # noqa: E402,F401
+from r1lab.rewards import code, math  # noqa: E402,F401
