@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from r1lab.algo import compute_advantages, overlong_mask, policy_objective
+from r1lab.doctor import RunDoctor
 from r1lab.engines.hf import HFGenerator
 from r1lab.engines.hf_learner import HFLearner, TrainBatch, padded
 from r1lab.pipelines.common import (
@@ -106,6 +107,7 @@ def run(cfg: RLConfig, *, run_dir: Path | None = None, model=None, tokenizer=Non
         JsonlWriter(run_dir / "metrics.jsonl", "w") as metrics_log,
         JsonlWriter(run_dir / "samples.jsonl", "w") as samples_log,
         progress_bar("rl", g.steps, cfg.progress) as advance,
+        RunDoctor(cfg.doctor, log=log).recording(run_dir) as doctor,
     ):
         for step in range(g.steps):
             t0 = time.time()
@@ -178,7 +180,8 @@ def run(cfg: RLConfig, *, run_dir: Path | None = None, model=None, tokenizer=Non
                 "response_len_max": max(lengths),
                 "truncation_rate": float(truncated.float().mean()),
                 "zero_variance_frac": got.zero_variance_frac,
-                "empty_response_frac": sum(n == 0 for n in lengths) / len(lengths),
+                "empty_response_frac": float((mask.sum(-1) == 0).float().mean()),
+                "reward_error_rate": table.error_rate(),
                 "gen_rounds": got.rounds,
                 "reward_errors": table.num_errors,
                 "lr": sched.get_last_lr()[0],
@@ -202,10 +205,12 @@ def run(cfg: RLConfig, *, run_dir: Path | None = None, model=None, tokenizer=Non
                         "reward": total,
                     }
                 )
+            doctor.observe(row)  # warns; raises TrainingStopped when training cannot learn
             advance(
                 info=f"reward {row['reward']:.2f} acc {row['accuracy']:.2f} "
                 f"fmt {row['format_rate']:.2f} len {row['response_len_mean']:.0f}"
             )
+    log(doctor.report().summary())
     ckpt = run_dir / "checkpoint"
     model.save_pretrained(ckpt)
     tokenizer.save_pretrained(ckpt)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from r1lab.doctor.config import DoctorConfig
 from r1lab.pipelines.pretrain import PretrainConfig
 from r1lab.rewards.combine import RewardComponent
 
@@ -94,3 +95,4 @@ class RLConfig:
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     rewards: tuple[RewardComponent, ...] = field(default_factory=_default_rewards)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    doctor: DoctorConfig = field(default_factory=DoctorConfig)
