@@ -46,3 +46,8 @@ def test_configs_are_frozen():
     cfg = RLConfig()
     with pytest.raises(AttributeError):
         cfg.seed = 3  # type: ignore[misc]
+
+
+def test_exponent_without_dot_is_a_number():
+    cfg = load_config(RLConfig, None, ["grpo.lr=3e-4"])
+    assert cfg.grpo.lr == 3e-4

@@ -32,7 +32,7 @@ class PretrainConfig:
     difficulty: int = 1
     n_docs: int = 40000
     vocab_size: int = 1024
-    steps: int = 1200
+    steps: int = 800
     batch_size: int = 32
     seq_len: int = 128
     lr: float = 3e-3

@@ -44,12 +44,12 @@ class SamplingConfig:
 
 @dataclass(frozen=True)
 class GRPOConfig:
-    steps: int = 60
+    steps: int = 30
     prompts_per_step: int = 16
     group_size: int = 8
     mu: int = 1  # policy updates per rollout batch
     micro_batch_size: int = 64
-    lr: float = 5e-4
+    lr: float = 3e-4
     warmup_steps: int = 3
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
