@@ -44,7 +44,8 @@ class PretrainConfig:
 
 
 def config_hash(cfg: PretrainConfig) -> str:
-    blob = json.dumps({"v": CORPUS_VERSION, **to_dict(cfg)}, sort_keys=True)
+    fields = {k: v for k, v in to_dict(cfg).items() if k != "threads"}  # speed, not identity
+    blob = json.dumps({"v": CORPUS_VERSION, **fields}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
