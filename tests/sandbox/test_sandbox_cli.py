@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from r1lab.cli import main
 
@@ -12,11 +14,15 @@ def test_run_prints_json_verdict(bwrap_cfg, tmp_path, capsys):
     prog.write_text("import sys\nprint(sum(int(t) for t in sys.stdin.read().split()))\n")
     inp = tmp_path / "in.txt"
     inp.write_text("1 2 3\n4\n")
-    code = main(["sandbox", "run", str(prog), "--stdin", str(inp), "--timeout", "5"])
-    verdict = json.loads(capsys.readouterr().out)
-    assert code == 0
+    argv = ["sandbox", "run", str(prog), "--stdin", str(inp), "--timeout", "5"]
+    # as a user runs it: a fresh, small process, so peak memory is measurable
+    out = subprocess.run([sys.executable, "-m", "r1lab.cli", *argv], capture_output=True, text=True)
+    verdict = json.loads(out.stdout)
+    assert out.returncode == 0
     assert verdict["status"] == "ok" and verdict["stdout_head"] == "10\n"
     assert verdict["isolation"] == "bwrap" and verdict["peak_memory_mb"] > 0
+    assert main(argv) == 0  # in-process too (pytest is big: peak memory may be None here)
+    assert json.loads(capsys.readouterr().out)["stdout_head"] == "10\n"
 
 
 def test_run_timeout_and_memory_flags(bwrap_cfg, tmp_path, capsys):

@@ -126,7 +126,7 @@ class ExecResult:
     stderr_truncated: bool = False
     wall_s: float = 0.0
     cpu_s: float = 0.0
-    peak_memory_mb: float = 0.0
+    peak_memory_mb: float | None = 0.0  # None: hidden by the launching process's own peak
     isolation: str = ""
     error: str | None = None
 
@@ -146,7 +146,9 @@ class ExecResult:
             "stderr_truncated": self.stderr_truncated or len(self.stderr) > head_chars,
             "wall_s": round(self.wall_s, 4),
             "cpu_s": round(self.cpu_s, 4),
-            "peak_memory_mb": round(self.peak_memory_mb, 2),
+            "peak_memory_mb": (
+                None if self.peak_memory_mb is None else round(self.peak_memory_mb, 2)
+            ),
             "isolation": self.isolation,
             "error": self.error,
         }

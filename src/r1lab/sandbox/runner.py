@@ -20,6 +20,7 @@ import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -53,7 +54,7 @@ class _Watch:
     killed_for: str | None = None  # timeout | output_limit | cancelled
     wait_status: int = 0
     cpu_s: float = 0.0
-    peak_memory_mb: float = 0.0
+    peak_memory_mb: float | None = 0.0
     wall_s: float = 0.0
 
 
@@ -229,6 +230,28 @@ def _run_unisolated(
     return _classify(watch, cfg, backend, ran=True, signal_base=None)
 
 
+# Runs as: python -S -I -c _TRAMPOLINE REPORT_FD ARGV... Forks ARGV from this fresh, small
+# interpreter, waits for it, writes "maxrss_kib cpu_s" to REPORT_FD and ends the way ARGV ended.
+_TRAMPOLINE = """
+import os, signal, sys
+w = int(sys.argv[1])
+pid = os.fork()
+if pid == 0:
+    os.close(w)
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, st, ru = os.wait4(pid, 0)
+os.write(w, b"%d %f" % (ru.ru_maxrss, ru.ru_utime + ru.ru_stime))
+os.close(w)
+if os.WIFSIGNALED(st):
+    signal.signal(os.WTERMSIG(st), signal.SIG_DFL)
+    os.kill(os.getpid(), os.WTERMSIG(st))
+os._exit(os.waitstatus_to_exitcode(st) if os.WIFEXITED(st) else 1)
+"""
+
+
 def _spawn_and_watch(
     argv: list[str],
     stdin_fd: int,
@@ -240,16 +263,22 @@ def _spawn_and_watch(
     status: _BwrapStatus | None = None,
 ) -> _Watch:
     start = time.monotonic()
+    # A forked child inherits this process's RSS high-water mark (Linux keeps it across exec),
+    # so the sandbox is started by a small trampoline that forks it from a fresh interpreter and
+    # reports that child's own rusage (peak memory, CPU) on a pipe.
+    report_r, report_w = os.pipe()
+    tramp = [sys.executable, "-S", "-I", "-c", _TRAMPOLINE, str(report_w)]
     proc = subprocess.Popen(
-        argv,
+        tramp + argv,
         stdin=stdin_fd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        pass_fds=pass_fds,
+        pass_fds=[*pass_fds, report_w],
         cwd=cwd,
         env=env,
         start_new_session=True,
     )
+    os.close(report_w)
     watch = _Watch()
     try:
         _pump(proc, cfg, cancel, start + cfg.timeout_s, watch, status)
@@ -269,7 +298,12 @@ def _spawn_and_watch(
     watch.wall_s = time.monotonic() - start
     watch.wait_status = wait_status
     watch.cpu_s = usage.ru_utime + usage.ru_stime
-    watch.peak_memory_mb = usage.ru_maxrss / 1024.0  # Linux reports KiB
+    watch.peak_memory_mb = None  # unknown unless the trampoline reported it
+    with os.fdopen(report_r, "rb") as f:
+        report = f.read().split()
+    if len(report) == 2:  # the trampoline's own child: bwrap (or the program) and its tree
+        watch.peak_memory_mb = int(report[0]) / 1024.0  # Linux reports KiB
+        watch.cpu_s = float(report[1])
     return watch
 
 
