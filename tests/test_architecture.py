@@ -30,7 +30,9 @@ def test_algo_imports_torch_only():
         for mod in imports_of(f):
             top = mod.split(".")[0]
             assert top in {"torch", "r1lab"} | set(sys.stdlib_module_names), (f, mod)
-            assert not mod.startswith("r1lab.") or mod.startswith(("r1lab.algo", "r1lab.registry", "r1lab.errors")), (f, mod)
+            assert not mod.startswith("r1lab.") or mod.startswith(
+                ("r1lab.algo", "r1lab.registry", "r1lab.errors")
+            ), (f, mod)
 
 
 def test_rewards_sandbox_metrics_import_no_torch():

@@ -33,7 +33,9 @@ def test_chat_template_matches_chat_text_and_digits_are_single_tokens(tiny_token
     assert tiny_tokenizer.apply_chat_template(msgs, tokenize=False) == chat_text(
         "Compute 12 + 7", "19"
     )
-    prompt = tiny_tokenizer.apply_chat_template(msgs[:1], tokenize=False, add_generation_prompt=True)
+    prompt = tiny_tokenizer.apply_chat_template(
+        msgs[:1], tokenize=False, add_generation_prompt=True
+    )
     assert prompt == chat_text("Compute 12 + 7")
     toks = tiny_tokenizer.convert_ids_to_tokens(tiny_tokenizer("4096")["input_ids"])
     assert toks == ["4", "0", "9", "6"]

@@ -53,8 +53,16 @@ def test_a_few_steps_raise_the_reward_and_change_parameters(tmp_path, tiny_model
     assert len(changed) > len(before) // 2
     rows = [json.loads(line) for line in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 12
-    for key in ("reward/digit_share", "clip_frac", "entropy", "grad_norm",
-                "truncation_rate", "time/generate", "time/update", "tokens_per_second"):
+    for key in (
+        "reward/digit_share",
+        "clip_frac",
+        "entropy",
+        "grad_norm",
+        "truncation_rate",
+        "time/generate",
+        "time/update",
+        "tokens_per_second",
+    ):
         assert key in rows[0]
     assert (res.checkpoint / "model.safetensors").exists()
 
@@ -73,8 +81,12 @@ def test_same_seed_same_first_step(tmp_path, tiny_tokenizer):
     assert runs[0][1] == runs[1][1]
     assert all(torch.equal(runs[0][2][k], runs[1][2][k]) for k in runs[0][2])
     other = build_model("test", tiny_tokenizer, seed=0)
-    res = grpo.run(cfg_for(tmp_path / "x", "grpo.steps=1", "seed=1"), model=other,
-                   tokenizer=tiny_tokenizer, log=lambda *_: None)
+    res = grpo.run(
+        cfg_for(tmp_path / "x", "grpo.steps=1", "seed=1"),
+        model=other,
+        tokenizer=tiny_tokenizer,
+        log=lambda *_: None,
+    )
     assert (res.run_dir / "samples.jsonl").read_text() != runs[0][1]
 
 
@@ -83,15 +95,33 @@ def test_rl_cli_on_a_plain_transformers_directory(tmp_path, tiny_tokenizer):
     model_dir = tmp_path / "plain"
     tok = char_tokenizer()
     tok.save_pretrained(model_dir)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     Qwen2ForCausalLM(cfg).save_pretrained(model_dir)
-    code = main([
-        "rl", "r1_zero_tiny", f"model.path={model_dir}", f"output_dir={tmp_path}", "run_name=cli",
-        "grpo.steps=2", "grpo.prompts_per_step=2", "grpo.group_size=4", "data.n_train=8",
-        "data.template=chat", "sampling.max_new_tokens=8", "progress=false",
-    ])
+    code = main(
+        [
+            "rl",
+            "r1_zero_tiny",
+            f"model.path={model_dir}",
+            f"output_dir={tmp_path}",
+            "run_name=cli",
+            "grpo.steps=2",
+            "grpo.prompts_per_step=2",
+            "grpo.group_size=4",
+            "data.n_train=8",
+            "data.template=chat",
+            "sampling.max_new_tokens=8",
+            "progress=false",
+        ]
+    )
     assert code == 0
     samples = [json.loads(x) for x in (tmp_path / "cli" / "samples.jsonl").read_text().splitlines()]
     assert samples and len((tmp_path / "cli" / "metrics.jsonl").read_text().splitlines()) == 2
@@ -105,12 +135,19 @@ def char_tokenizer():
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {t: i for i, t in enumerate(["<pad>", "<eos>", "<unk>"] + [chr(c) for c in range(32, 127)])}
+    vocab = {
+        t: i for i, t in enumerate(["<pad>", "<eos>", "<unk>"] + [chr(c) for c in range(32, 127)])
+    }
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     tk.decoder = decoders.Fuse()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>",
-                                  unk_token="<unk>", padding_side="left")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        unk_token="<unk>",
+        padding_side="left",
+    )
     tok.chat_template = (
         "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
         "{% if add_generation_prompt %}[assistant] {% endif %}"

@@ -21,7 +21,9 @@ from r1lab.types import Example
 class CorpusMix:
     """Shares of document styles (they need not sum to 1; they are normalized)."""
 
-    r1_zero_tagged: float = 0.04  # R1-Zero template, then <think> steps </think> <answer> x </answer>
+    r1_zero_tagged: float = (
+        0.04  # R1-Zero template, then <think> steps </think> <answer> x </answer>
+    )
     r1_zero_untagged: float = 0.16  # R1-Zero template, then a free-form solution without tags
     qa: float = 0.25  # "Question: ... Answer: ..." styles
     chat: float = 0.05  # the tokenizer's chat format

@@ -9,5 +9,4 @@ from r1lab.rewards.base import REWARDS, VERIFIERS, BatchContext, Completion, Rew
 __all__ = ["REWARDS", "VERIFIERS", "BatchContext", "Completion", "RewardResult"]
 
 # Registration side effects: every module that registers rewards or verifiers.
-from r1lab.rewards import components, format, language, length, synthetic  # noqa: E402,F401
-from r1lab.rewards import code, math  # noqa: E402,F401
+from r1lab.rewards import code, components, format, language, length, math, synthetic  # noqa: E402,F401
