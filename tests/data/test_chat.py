@@ -193,14 +193,20 @@ def test_truncation_and_dropping_are_counted(tiny_tokenizer):
 def test_parquet_and_jsonl_sources_give_the_same_samples(tmp_path, tiny_tokenizer):
     import json
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from r1lab.data.chat import read_sft_rows
 
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+
     rows = [{"messages": CONV}, {"prompt": "hi", "completion": "yo"}]
-    columns = [{"messages": r.get("messages"), "prompt": r.get("prompt"),
-                "completion": r.get("completion")} for r in rows]  # a Parquet file has one schema
+    columns = [
+        {
+            "messages": r.get("messages"),
+            "prompt": r.get("prompt"),
+            "completion": r.get("completion"),
+        }
+        for r in rows
+    ]  # a Parquet file has one schema
     pq.write_table(pa.Table.from_pylist(columns), tmp_path / "d.parquet")
     (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     a = tokenize_rows(read_sft_rows(tmp_path / "d.parquet"), tiny_tokenizer)

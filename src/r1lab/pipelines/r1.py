@@ -1,0 +1,299 @@
+"""The four-stage DeepSeek-R1 pipeline from one recipe into one run directory (R1 §2.3; §10.3).
+
+0. evaluate the base model (held-out pass@1 / cons@k with the chat template)
+1. cold start: readable long-CoT rows from a seed file (or synthetic seed rows) and from filtered,
+   reformatted R1-Zero-format outputs -> SFT of the base
+2. reasoning RL (GRPO) from the stage-1 model: accuracy + language consistency (or + readable
+   format when no ``language`` reward is registered)
+3. rejection sampling of the stage-2 model (correct, filtered, deduplicated, capped) + general
+   chat rows at ``general.ratio`` -> SFT of the BASE model (not of the stage-2 model, as in R1)
+4. RL for all scenarios from the stage-3 model: reasoning prompts with rule-based rewards and
+   general prompts graded by the ``general`` rule (a stand-in for R1's preference reward model)
+
+Every stage writes ``<run_dir>/<i>_<stage>/`` and ends with ``done.json``; a rerun skips finished
+stages (and the rejection sampling and evaluations resume inside a stage). ``report.md/json``
+compares every stage's evaluation in one table.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from r1lab.config import save_config
+from r1lab.data.general_chat import general_examples, general_sft_rows, mix_rows
+from r1lab.data.loaders import read_rows
+from r1lab.data.readable import cold_start_from_r1_zero, cold_start_from_seed, write_synthetic_seed
+from r1lab.errors import ConfigError, R1LabError
+from r1lab.pipelines import grpo, rejection_sampling, sft
+from r1lab.pipelines.common import task_examples
+from r1lab.pipelines.r1_common import (
+    evaluate_checkpoint,
+    examples_file,
+    open_run_dir,
+    print_table,
+    run_stage,
+    write_jsonl,
+)
+from r1lab.pipelines.r1_config import STAGES, R1Config
+from r1lab.pipelines.rl_config import ModelConfig, RLConfig
+from r1lab.pipelines.rs_config import RSConfig
+from r1lab.pipelines.sft_config import SFTConfig, SFTDataConfig, SFTTrainConfig
+from r1lab.rewards import REWARDS
+from r1lab.rewards.combine import RewardComponent
+from r1lab.utils.jsonl import read_jsonl
+
+
+@dataclass
+class R1Result:
+    run_dir: Path
+    stages: dict[str, dict]
+    report: dict[str, str]
+    wall_seconds: float
+
+
+def stage_rewards(cfg: R1Config, stage: str) -> tuple[RewardComponent, ...]:
+    """The stage's reward spec: the recipe's, else R1's (accuracy + language consistency)."""
+    explicit = cfg.reasoning_rl.rewards if stage == "reasoning_rl" else cfg.all_rl.rewards
+    if explicit:
+        return explicit
+    tags = {"open_tag": cfg.readable.open_tag, "close_tag": cfg.readable.close_tag}
+    acc = RewardComponent("accuracy", 1.0)
+    if "language" in REWARDS:
+        return (acc, RewardComponent("language", 1.0, dict(tags)))
+    if stage == "all_rl":
+        return (acc,)
+    return (acc, RewardComponent("format_r1", 0.5, dict(tags)))
+
+
+def _sft(cfg: R1Config, model_path: str, data: Path, train: SFTTrainConfig, run_dir: Path, log):
+    scfg = SFTConfig(
+        seed=cfg.seed,
+        threads=cfg.threads,
+        progress=cfg.progress,
+        model=ModelConfig(model_path, cfg.model.dtype),
+        data=SFTDataConfig(train_file=str(data), max_len=cfg.sft_max_len),
+        train=train,
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(scfg, run_dir / "config.yaml")
+    return sft.run(scfg, run_dir=run_dir, log=log)
+
+
+def _rl(cfg: R1Config, stage: str, model_path: str, run_dir: Path, data=None, log=print) -> dict:
+    stage_cfg = cfg.reasoning_rl if stage == "reasoning_rl" else cfg.all_rl
+    rcfg = RLConfig(
+        seed=cfg.seed,
+        threads=cfg.threads,
+        progress=cfg.progress,
+        model=ModelConfig(model_path, cfg.model.dtype),
+        pretrain=cfg.pretrain,
+        data=data or cfg.data,
+        sampling=cfg.sampling,
+        grpo=stage_cfg.grpo,
+        rewards=stage_rewards(cfg, stage),
+        eval=cfg.eval,
+    )
+    save_config(rcfg, run_dir / "config.yaml")
+    log(f"[{stage}] rewards: {[(c.name, c.weight) for c in rcfg.rewards]}")
+    res = grpo.run(rcfg, run_dir=run_dir, log=log)
+    last = res.metrics[-1] if res.metrics else {}
+    return {
+        "checkpoint": str(res.checkpoint),
+        "rewards": [c.name for c in rcfg.rewards],
+        "steps": len(res.metrics),
+        "last_reward": last.get("reward"),
+        "seconds": round(res.wall_seconds, 1),
+    }
+
+
+def cold_start(cfg: R1Config, base: str, sdir: Path, log=print) -> dict:
+    cs = cfg.cold_start
+    seed_path = cs.seed_file or write_synthetic_seed(
+        task_examples(replace(cfg.data, n_train=cs.n_seed, train_file=None), "train"),
+        sdir / "seed.jsonl",
+        cfg.seed,
+    )
+    rows = cold_start_from_seed(seed_path, cfg.readable)
+    info: dict = {"seed_rows": len(rows)}
+    if cs.r1_zero_model:
+        zcfg = RSConfig(
+            seed=cfg.seed,
+            threads=cfg.threads,
+            progress=cfg.progress,
+            model=ModelConfig(base if cs.r1_zero_model == "base" else cs.r1_zero_model),
+            data=replace(cfg.data, template="r1_zero"),
+            n_prompts=cs.r1_zero_prompts,
+            k=cs.r1_zero_k,
+            sampling=cs.r1_zero_sampling,
+            filters=(),
+            rewards=(RewardComponent("accuracy"), RewardComponent("format", 0.0)),
+            max_per_prompt=1,
+        )
+        rs = rejection_sampling.run(zcfg, run_dir=sdir / "r1_zero_samples", log=log)
+        zero_rows, dropped = cold_start_from_r1_zero(
+            read_jsonl(rs.dataset), cs.filters, cfg.readable
+        )
+        rows += zero_rows
+        info |= {
+            "r1_zero_correct": rs.rows,
+            "r1_zero_rows": len(zero_rows),
+            "r1_zero_dropped": dropped,
+        }
+    data = write_jsonl(rows, sdir / "cold_start.jsonl")
+    res = _sft(cfg, base, data, cs.sft, sdir / "sft", log)
+    log(f"[cold_start] {len(rows)} readable rows ({info})")
+    return {
+        **info,
+        "checkpoint": str(res.checkpoint),
+        "eval_loss": res.eval_loss,
+        "sft_steps": res.steps,
+    }
+
+
+def rejection_sft(cfg: R1Config, base: str, stage2: str, sdir: Path, log=print) -> dict:
+    rj = cfg.rejection
+    tags = {"open_tag": cfg.readable.open_tag, "close_tag": cfg.readable.close_tag}
+    filters = tuple(
+        replace(f, params={**tags, **f.params}) if f.name == "readable" else f for f in rj.filters
+    )
+    rcfg = RSConfig(
+        seed=cfg.seed,
+        threads=cfg.threads,
+        progress=cfg.progress,
+        model=ModelConfig(stage2, cfg.model.dtype),
+        data=cfg.data,
+        n_prompts=rj.n_prompts,
+        k=rj.k,
+        max_per_prompt=rj.max_per_prompt,
+        min_score=rj.min_score,
+        prompts_per_chunk=rj.prompts_per_chunk,
+        sampling=rj.sampling,
+        filters=filters,
+        reasoning=replace(RSConfig().reasoning, **tags),
+    )
+    rs = rejection_sampling.run(rcfg, run_dir=sdir / "rejection", log=log)
+    reasoning = read_jsonl(rs.dataset)
+    if not reasoning:
+        raise R1LabError(
+            f"stage 3: rejection sampling kept no sample of {rs.stats['samples']} ({rs.stats}); "
+            "the stage-2 model solves none of the prompts in the readable format - train stage 2 "
+            "longer or sample more (rejection.k, rejection.n_prompts)"
+        )
+    general = (
+        [row for _, row in read_rows(cfg.general.file)]
+        if cfg.general.file
+        else general_sft_rows(cfg.general.n, cfg.seed)
+    )
+    rows, mix = mix_rows(reasoning, general, cfg.general.ratio, cfg.seed)
+    data = write_jsonl(rows, sdir / "sft_data.jsonl")
+    log(f"[rejection_sft] {mix}; SFT of the base model")
+    res = _sft(cfg, base, data, cfg.sft, sdir / "sft", log)
+    return {
+        "checkpoint": str(res.checkpoint),
+        "rejection": rs.stats,
+        "mix": mix,
+        "eval_loss": res.eval_loss,
+        "sft_steps": res.steps,
+    }
+
+
+def all_rl(cfg: R1Config, stage3: str, sdir: Path, log=print) -> dict:
+    import random
+
+    reasoning = task_examples(cfg.data, "train")
+    share = cfg.general.rl_share
+    if not 0.0 <= share < 1.0:
+        raise ConfigError(f"general.rl_share must be in [0, 1), got {share}")
+    general = general_examples(round(share / (1 - share) * len(reasoning)), cfg.seed + 1)
+    prompts = reasoning + general
+    random.Random(f"all-rl:{cfg.seed}").shuffle(prompts)
+    path = examples_file(prompts, sdir / "prompts.jsonl")
+    data = replace(cfg.data, train_file=str(path))
+    return {**_rl(cfg, "all_rl", stage3, sdir, data, log), "general_prompts": len(general)}
+
+
+def evaluate_stage(cfg: R1Config, ckpt: str, sdir: Path, test, general) -> dict:
+    kw = {
+        "template": cfg.data.template,
+        "stop": cfg.sampling.stop,
+        "seed": cfg.seed,
+        "batch_size": cfg.sampling.batch_size,
+        "progress": cfg.progress,
+    }
+    metrics = evaluate_checkpoint(ckpt, test, ecfg=cfg.eval, out_path=sdir / "eval.jsonl", **kw)
+    if general:  # rule-graded general chat: the share of responses matching the reference
+        g = evaluate_checkpoint(
+            ckpt, general, ecfg=cfg.eval, out_path=sdir / "eval_general.jsonl", **kw
+        )
+        metrics["general_accuracy"] = g["pass@1"]
+    return metrics
+
+
+def run(cfg: R1Config, log=print) -> R1Result:
+    t0 = time.time()
+    unknown = [s for s in cfg.stages if s not in STAGES]
+    if unknown or tuple(cfg.stages) != STAGES[: len(cfg.stages)]:
+        raise ConfigError(f"stages must be a prefix of {list(STAGES)}, got {list(cfg.stages)}")
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    run_dir = open_run_dir(cfg.output_dir, cfg.run_name, "r1", cfg)
+    log(f"[r1] run directory: {run_dir}")
+    if cfg.model.path == "tiny":
+        from r1lab.pipelines.pretrain import ensure_base
+
+        base = str(ensure_base(cfg.pretrain, progress=cfg.progress, log=log))
+    else:
+        base = cfg.model.path
+    test = task_examples(cfg.data, "test")
+    general = general_examples(cfg.general.eval_n, cfg.seed + 7) if cfg.general.eval_n else []
+
+    def with_eval(body):
+        def stage(sdir: Path) -> dict:
+            t = time.time()
+            info = body(sdir)
+            info["eval"] = evaluate_stage(cfg, info["checkpoint"], sdir, test, general)
+            return {**info, "seconds": round(time.time() - t, 1)}
+
+        return stage
+
+    done: dict[str, dict] = {}
+    done["base"] = run_stage(
+        run_dir / "0_base", "base", with_eval(lambda s: {"checkpoint": base}), log
+    )
+    bodies = {
+        "cold_start": lambda s: cold_start(cfg, base, s, log),
+        "reasoning_rl": lambda s: _rl(
+            cfg, "reasoning_rl", done["cold_start"]["checkpoint"], s, log=log
+        ),
+        "rejection_sft": lambda s: rejection_sft(
+            cfg, base, done["reasoning_rl"]["checkpoint"], s, log
+        ),
+        "all_rl": lambda s: all_rl(cfg, done["rejection_sft"]["checkpoint"], s, log),
+    }
+    for i, name in enumerate(cfg.stages, 1):
+        done[name] = run_stage(run_dir / f"{i}_{name}", name, with_eval(bodies[name]), log)
+    return _report(cfg, run_dir, done, time.time() - t0)
+
+
+def _report(cfg: R1Config, run_dir: Path, done: dict[str, dict], wall: float) -> R1Result:
+    from r1lab.eval.report import write_report
+
+    sections = {name: info["eval"] for name, info in done.items()}
+    extra = {f"{name} seconds": info.get("seconds") for name, info in done.items()}
+    extra |= {
+        "wall seconds (this invocation)": round(wall, 1),
+        "stage-2 rewards": done.get("reasoning_rl", {}).get("rewards"),
+        "stage-4 rewards": done.get("all_rl", {}).get("rewards"),
+        "stage-3 mix": done.get("rejection_sft", {}).get("mix"),
+        "general_accuracy": "in-distribution synthetic general-chat prompts (rule-graded)",
+    }
+    paths = write_report(
+        run_dir, sections, extra, title="r1lab R1 pipeline: held-out results per stage"
+    )
+    print_table(f"R1 pipeline ({wall / 60:.1f} min)", sections, cfg.eval.k)
+    print(f"report: {paths['report_md']}")
+    return R1Result(run_dir, done, paths, wall)

@@ -1,0 +1,149 @@
+"""Wiring shared by the multi-stage pipelines (`r1`, `distill`): stage markers, config checks,
+held-out evaluation of a checkpoint, dataset files and the final comparison table.
+
+A stage directory is finished when it holds ``done.json`` (written last, atomically), so a rerun
+of the same run directory skips it and reuses its checkpoint and evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from r1lab.config import save_config, to_dict
+from r1lab.errors import ConfigError
+from r1lab.pipelines.rl_config import EvalConfig
+from r1lab.rewards.combine import RewardComponent
+from r1lab.types import Example, SamplingParams
+
+VOLATILE = ("progress", "threads", "stages")  # keys that may change between reruns
+
+
+def open_run_dir(output_dir: str, run_name: str, kind: str, cfg) -> Path:
+    """The run directory; a rerun must carry the same config (except `VOLATILE` keys)."""
+    import time
+
+    run_dir = Path(output_dir) / (run_name or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}")
+    saved = run_dir / "config.yaml"
+    if saved.exists():
+        old = {
+            k: v for k, v in (yaml.safe_load(saved.read_text()) or {}).items() if k not in VOLATILE
+        }
+        new = {
+            k: v
+            for k, v in yaml.safe_load(yaml.safe_dump(to_dict(cfg))).items()
+            if k not in VOLATILE
+        }
+        if old != new:
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise ConfigError(
+                f"{run_dir} was started with a different config (sections {diff}); resume it "
+                "with the same recipe and overrides, or choose another run_name"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, saved)
+    return run_dir
+
+
+def stage_done(stage_dir: Path) -> dict | None:
+    marker = stage_dir / "done.json"
+    return json.loads(marker.read_text()) if marker.exists() else None
+
+
+def mark_done(stage_dir: Path, info: Mapping[str, Any]) -> dict:
+    tmp = stage_dir / ".done.json.tmp"
+    tmp.write_text(json.dumps(dict(info), indent=1, default=str))
+    tmp.replace(stage_dir / "done.json")
+    return dict(info)
+
+
+def run_stage(stage_dir: Path, name: str, body: Callable[[Path], dict], log=print) -> dict:
+    """``body(stage_dir) -> info`` unless the stage already finished; returns its info."""
+    done = stage_done(stage_dir)
+    if done is not None:
+        log(f"[{name}] already finished; reusing {done.get('checkpoint', stage_dir)}")
+        return done
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    log(f"[{name}] starting in {stage_dir}")
+    return mark_done(stage_dir, body(stage_dir))
+
+
+def write_jsonl(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(dict(r), default=str) + "\n" for r in rows))
+    tmp.replace(path)
+    return path
+
+
+def examples_file(examples: Sequence[Example], path: Path) -> Path:
+    """Task rows (question, answer, verifier and the task fields) an RL stage can read."""
+    return write_jsonl([ex.as_row() for ex in examples], path)
+
+
+def eval_spec(format_reward: str) -> tuple[RewardComponent, ...]:
+    """accuracy (the row's verifier) and the format reward, logged at weight 0."""
+    return (RewardComponent("accuracy", 1.0), RewardComponent(format_reward, 0.0))
+
+
+def evaluate_checkpoint(
+    path: str | Path,
+    examples: Sequence[Example],
+    *,
+    template: str,
+    ecfg: EvalConfig,
+    stop: tuple[str, ...],
+    out_path: Path,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Held-out pass@1 / cons@k (R1 protocol, `r1lab.eval`) of a checkpoint; resumable."""
+    from r1lab.engines.hf import HFGenerator
+    from r1lab.eval.runner import evaluate
+    from r1lab.models.hf_load import load_causal_lm
+    from r1lab.pipelines.common import prompts_for
+
+    model, tokenizer = load_causal_lm(str(path))
+    sampling = SamplingParams(
+        temperature=ecfg.temperature,
+        top_p=ecfg.top_p,
+        max_new_tokens=ecfg.max_new_tokens,
+        stop=stop,
+        seed=seed,
+    )
+    result = evaluate(
+        HFGenerator(model, tokenizer, batch_size=batch_size),
+        list(examples),
+        prompts=prompts_for(list(examples), template, tokenizer),
+        k=ecfg.k,
+        sampling=sampling,
+        reward_spec=eval_spec(ecfg.format_reward),
+        format_reward=ecfg.format_reward,
+        out_path=out_path,
+        resume=True,
+        progress=progress,
+    )
+    return result.metrics
+
+
+REPORT_KEYS = ("pass@1", "cons@{k}", "format_rate", "mean_response_tokens", "general_accuracy")
+
+
+def print_table(title: str, sections: Mapping[str, Mapping[str, Any]], k: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    for name in sections:
+        table.add_column(name, justify="right")
+    for key in (key.format(k=k) for key in REPORT_KEYS):
+        if any(key in m for m in sections.values()):
+            cells = [f"{m[key]:.3f}" if key in m else "-" for m in sections.values()]
+            table.add_row(key, *cells)
+    Console().print(table)

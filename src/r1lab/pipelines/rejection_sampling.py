@@ -1,0 +1,286 @@
+"""Rejection sampling (R1 §2.3.3): k samples per prompt -> keep the verified ones -> filter ->
+dedupe -> cap per prompt -> an SFT-ready dataset with provenance on every row.
+
+The loop, in reading order: prompts are cut into fixed chunks; chunk c is sampled with seed
+``seed * 1_000_003 + c`` (from a checkpoint with `HFGenerator`, or from a teacher behind an
+OpenAI-compatible endpoint), graded with the reward spec (`score_completions`), and each sample
+goes through: correct? (``keep_component`` >= ``min_score``, no error) -> `data.filters` in order
+-> duplicate of a kept sample of the same question? -> per-prompt cap. Kept rows are committed
+chunk by chunk to `rs_store.RSStore`, so a run killed at any moment and started again ends with
+exactly the dataset of an uninterrupted run (with a seeded local generator; an endpoint that
+ignores seeds still loses and duplicates nothing).
+
+Each row: ``id, question, answer, verifier, task, meta`` (JSON of the task fields), ``prompt``
+(the rendered prompt), ``completion``, ``messages`` (chat template only) and ``provenance``
+(model, checkpoint step, sampling parameters, reward components, sample index, chunk).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from r1lab.config import to_dict
+from r1lab.data.filters import Candidate, check_filters, first_failure
+from r1lab.data.readable import reasoning_and_summary
+from r1lab.errors import ConfigError
+from r1lab.pipelines.common import make_run_dir, prompts_for, seed_everything, task_examples
+from r1lab.pipelines.rs_config import RSConfig
+from r1lab.pipelines.rs_store import RSStore, write_dataset
+from r1lab.rewards.base import Completion
+from r1lab.rewards.combine import check_spec, score_completions
+from r1lab.types import Example, Rollout, SamplingParams
+from r1lab.utils.progress import progress_bar
+
+STAT_KEYS = ("samples", "incorrect", "kept", "duplicate", "over_cap", "reward_errors")
+
+
+@dataclass
+class RSResult:
+    run_dir: Path
+    dataset: Path
+    rows: int
+    stats: dict[str, int]
+    wall_seconds: float
+    sft_prompt_format: str  # how `sft` must read the rows: "chat" (messages) or "raw"
+
+
+def sampling_for_chunk(cfg: RSConfig, chunk: int) -> SamplingParams:
+    s = cfg.sampling
+    return SamplingParams(
+        temperature=s.temperature,
+        top_p=s.top_p,
+        top_k=s.top_k,
+        max_new_tokens=s.max_new_tokens,
+        stop=s.stop,
+        seed=cfg.seed * 1_000_003 + chunk,
+    )
+
+
+def fingerprint(cfg: RSConfig, prompts: list[str], model_id: str) -> str:
+    """Hash of everything that decides the dataset (not progress, threads or paths)."""
+    decisive = {
+        k: v
+        for k, v in to_dict(cfg).items()
+        if k not in ("progress", "threads", "output_dir", "run_name")
+    }
+    blob = json.dumps([decisive, prompts, model_id], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def normalized(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def num_tokens(r: Rollout) -> int:
+    """Completion tokens: the ids of a local sampler, the server's count for an endpoint."""
+    return len(r.completion_ids) or int(getattr(r, "num_tokens", 0))
+
+
+def select_rows(
+    cfg: RSConfig,
+    rollouts: list[Rollout],
+    examples: list[Example],
+    first: int,
+    seen: set[tuple[str, str]],
+    provenance: dict,
+    stats: dict[str, int],
+) -> list[dict]:
+    """Grade one chunk's rollouts and return the rows to keep, in (prompt, sample) order."""
+    completions = [
+        Completion(
+            r.text,
+            examples[first + r.prompt_index].as_row(),
+            num_tokens(r),
+            r.truncated,
+            cfg.sampling.max_new_tokens,
+        )
+        for r in rollouts
+    ]
+    table = score_completions(cfg.rewards, completions, [r.prompt_index for r in rollouts])
+    stats["reward_errors"] += table.num_errors
+    kept_per_prompt: dict[int, int] = {}
+    rows = []
+    for b, r in enumerate(rollouts):
+        ex = examples[first + r.prompt_index]
+        stats["samples"] += 1
+        verdict = table.results[cfg.keep_component][b]
+        if verdict.error is not None or verdict.score < cfg.min_score:
+            stats["incorrect"] += 1
+            continue
+        reasoning, summary = reasoning_and_summary(
+            r.text, cfg.reasoning.open_tag, cfg.reasoning.close_tag
+        )
+        cand = Candidate(r.text, reasoning, summary, num_tokens(r), r.truncated)
+        failed = first_failure(cand, cfg.filters)
+        if failed is not None:
+            stats[f"filter/{failed[0]}"] = stats.get(f"filter/{failed[0]}", 0) + 1
+            continue
+        key = (ex.question, normalized(r.text))
+        if cfg.dedupe and key in seen:
+            stats["duplicate"] += 1
+            continue
+        n_kept = kept_per_prompt.get(r.prompt_index, 0)
+        if cfg.max_per_prompt and n_kept >= cfg.max_per_prompt:
+            stats["over_cap"] += 1
+            continue
+        kept_per_prompt[r.prompt_index] = n_kept + 1
+        seen.add(key)
+        stats["kept"] += 1
+        rows.append(make_row(cfg, ex, r, table, b, provenance))
+    return rows
+
+
+def make_row(cfg: RSConfig, ex: Example, r: Rollout, table, b: int, provenance: dict) -> dict:
+    row = {
+        "id": ex.id,
+        "question": ex.question,
+        "answer": ex.answer,
+        "verifier": ex.verifier,
+        "task": ex.task,
+        "meta": json.dumps(ex.meta, sort_keys=True, default=str),
+        "prompt": r.prompt,
+        "completion": r.text,
+        "provenance": {
+            **provenance,
+            "sample_index": r.sample_index,
+            "finish_reason": r.finish_reason,
+            "num_tokens": num_tokens(r),
+            "rewards": {name: scores[b] for name, scores in table.components.items()},
+            "reward_total": table.total[b],
+        },
+    }
+    if cfg.data.template == "chat":
+        row["messages"] = [
+            {"role": "user", "content": ex.question},
+            {"role": "assistant", "content": r.text},
+        ]
+    return row
+
+
+def checkpoint_step(path: str) -> int | None:
+    """The training step a checkpoint records (r1lab_state.json, step-N name, or metrics.jsonl)."""
+    p = Path(path)
+    if (p / "r1lab_state.json").exists():
+        return json.loads((p / "r1lab_state.json").read_text()).get("step")
+    m = re.search(r"step-?(\d+)$", p.name)
+    if m:
+        return int(m.group(1))
+    metrics = p.parent / "metrics.jsonl"
+    if metrics.exists():
+        lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+        steps = [row["step"] for row in lines if "step" in row]
+        return max(steps) + 1 if steps else None
+    return None
+
+
+def make_generator(cfg: RSConfig, model=None, tokenizer=None, log=print):
+    """(generator, tokenizer or None, provenance) for the configured sampler."""
+    if cfg.teacher.base_url:
+        from r1lab.pipelines.rs_teacher import endpoint_generator
+
+        gen = endpoint_generator(cfg.teacher, cfg.data.template)
+        return (
+            gen,
+            None,
+            {
+                "model": cfg.teacher.model,
+                "endpoint": cfg.teacher.base_url,
+                "checkpoint_step": cfg.checkpoint_step,
+            },
+        )
+    from r1lab.engines.hf import HFGenerator
+    from r1lab.pipelines.common import load_model
+
+    if model is None:
+        model, tokenizer = load_model(
+            cfg.model.path, pretrain_cfg=cfg.pretrain, dtype=cfg.model.dtype, log=log
+        )
+    step = cfg.checkpoint_step if cfg.checkpoint_step >= 0 else checkpoint_step(cfg.model.path)
+    gen = HFGenerator(model, tokenizer, batch_size=cfg.sampling.batch_size)
+    return gen, tokenizer, {"model": cfg.model.path, "checkpoint_step": step}
+
+
+def run(
+    cfg: RSConfig,
+    *,
+    run_dir: Path | None = None,
+    model=None,
+    tokenizer=None,
+    examples: list[Example] | None = None,
+    generator=None,
+    log=print,
+) -> RSResult:
+    """Sample, grade, filter and write the dataset; resumes a killed run in the same run_dir.
+
+    `model`/`tokenizer`, or any `generator` (with the `tokenizer` that renders its prompts), may
+    be passed in instead of loading ``model.path``.
+    """
+    t0 = time.time()
+    check_spec(cfg.rewards)
+    check_filters(cfg.filters)
+    if cfg.keep_component not in [c.name for c in cfg.rewards]:
+        raise ConfigError(f"keep_component {cfg.keep_component!r} is not in the reward spec")
+    if cfg.k < 1 or cfg.prompts_per_chunk < 1:
+        raise ConfigError("k and prompts_per_chunk must be >= 1")
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    examples = examples if examples is not None else task_examples(cfg.data, cfg.split)
+    examples = examples[: cfg.n_prompts] if cfg.n_prompts else examples
+    run_dir = run_dir or make_run_dir(cfg.output_dir, cfg.run_name, "sample", cfg)
+    if generator is None:
+        generator, tokenizer, provenance = make_generator(cfg, model, tokenizer, log)
+    else:
+        provenance = {"model": type(generator).__name__, "checkpoint_step": cfg.checkpoint_step}
+    if tokenizer is None and cfg.data.template == "chat":  # the endpoint applies its template
+        prompts = [ex.question for ex in examples]
+    else:
+        prompts = prompts_for(examples, cfg.data.template, tokenizer)
+    provenance = {
+        **provenance,
+        "sampling": asdict(sampling_for_chunk(cfg, 0)) | {"seed": f"{cfg.seed} * 1000003 + chunk"},
+        "template": cfg.data.template,
+        "source": "rejection_sampling",
+    }
+    store = RSStore(run_dir / "rs", fingerprint(cfg, prompts, str(provenance["model"])))
+    out_path = run_dir / cfg.output
+    n_chunks = -(-len(examples) // cfg.prompts_per_chunk)
+    stats = {k: 0 for k in STAT_KEYS} | store.state["stats"]
+    seen = {(r["question"], normalized(r["completion"])) for r in store.committed_rows()}
+    if store.chunks_done:
+        log(
+            f"[sample] resuming at chunk {store.chunks_done}/{n_chunks} ({store.state['rows']} rows)"
+        )
+    with progress_bar("sample", n_chunks, cfg.progress) as advance:
+        advance(store.chunks_done)
+        for c in range(store.chunks_done, n_chunks):
+            first = c * cfg.prompts_per_chunk
+            chunk = prompts[first : first + cfg.prompts_per_chunk]
+            rollouts = generator.generate(chunk, cfg.k, sampling_for_chunk(cfg, c))
+            rows = select_rows(
+                cfg, rollouts, examples, first, seen, {**provenance, "chunk": c}, stats
+            )
+            store.commit(rows, stats)
+            advance(info=f"kept {stats['kept']}/{stats['samples']}")
+    rows = store.committed_rows()
+    write_dataset(rows, out_path)
+    store.mark_complete()
+    summary = {
+        "rows": len(rows),
+        "prompts": len(examples),
+        "k": cfg.k,
+        "stats": stats,
+        "dataset": str(out_path),
+        "provenance": provenance,
+    }
+    (run_dir / "sample_summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    fmt = "chat" if cfg.data.template == "chat" else "raw"
+    log(f"[sample] kept {len(rows)} of {stats['samples']} samples -> {out_path}")
+    return RSResult(run_dir, out_path, len(rows), stats, time.time() - t0, fmt)
