@@ -51,3 +51,19 @@ def test_configs_are_frozen():
 def test_exponent_without_dot_is_a_number():
     cfg = load_config(RLConfig, None, ["grpo.lr=3e-4"])
     assert cfg.grpo.lr == 3e-4
+
+
+def test_partial_section_keeps_the_fields_own_default_instance():
+    from dataclasses import dataclass, field
+
+    @dataclass(frozen=True)
+    class Inner:
+        a: int = 1
+        b: int = 2
+
+    @dataclass(frozen=True)
+    class Outer:
+        inner: Inner = field(default_factory=lambda: Inner(a=10, b=20))
+
+    assert from_dict(Outer, {"inner": {"b": 3}}).inner == Inner(a=10, b=3)
+    assert from_dict(Outer, {}).inner == Inner(a=10, b=20)

@@ -99,11 +99,21 @@ def from_dict(cls: type[C], data: dict[str, Any], path: str = "") -> C:
         if key not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"unknown config key {dotted!r}; known keys here: {known}")
+        default = _field_default(fields[key])
+        if isinstance(value, dict) and dataclasses.is_dataclass(default):
+            # a partial section overrides the field's own default instance, not the class defaults
+            value = deep_merge(to_dict(default), value)
         kwargs[key] = _coerce(value, hints[key], dotted)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path or cls.__name__}: {exc}") from None
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
 
 
 def to_dict(cfg: Any) -> Any:

@@ -47,6 +47,7 @@ def _check(cfg: DistillConfig) -> None:
 
 
 def sample_traces(cfg: DistillConfig, sdir: Path, log=print) -> dict:
+    t0 = time.time()
     s = cfg.sample
     rcfg = RSConfig(
         seed=cfg.seed,
@@ -75,6 +76,7 @@ def sample_traces(cfg: DistillConfig, sdir: Path, log=print) -> dict:
         "rows": rs.rows,
         "stats": rs.stats,
         "prompt_format": rs.sft_prompt_format,
+        "seconds": round(time.time() - t0, 1),
     }
 
 
