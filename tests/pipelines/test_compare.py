@@ -141,3 +141,21 @@ def test_a_recipe_stopped_by_the_doctor_is_reported_and_still_evaluated(
     md = result.table.read_text()
     assert "| r1_zero_tiny | 2 |" in md and "STOPPED (zero_variance)" in md
     assert "- **r1_zero_tiny** stopped: training stopped by the run doctor" in md
+
+
+def test_a_recipe_whose_dynamic_sampling_runs_dry_is_reported_and_the_others_still_run(
+    tmp_path, tiny_model, tiny_tokenizer
+):
+    # a random model scores 0 everywhere: dynamic sampling finds no group with differing rewards
+    result = compare.run(
+        ["dapo_tiny", "r1_zero_tiny"],
+        overrides=[*TINY, "grpo.max_gen_rounds=2", "doctor.zero_variance_patience=100",
+                   "grpo.beta=0.0", "rewards=[{name: accuracy}, {name: format, weight: 0.5}]"],
+        steps=2, out_dir=tmp_path, model=tiny_model, tokenizer=tiny_tokenizer,
+        log=lambda _: None,
+    )  # fmt: skip
+    dapo, zero = result.runs
+    assert dapo.stopped_check == "dynamic_sampling" and "2 rounds" in dapo.stopped
+    assert (dapo.run_dir / "eval_final.jsonl").exists()
+    assert zero.stopped is None and len(zero.rows) == 2
+    assert "STOPPED (dynamic_sampling)" in result.table.read_text()

@@ -8,8 +8,9 @@ on the held-out split once -> for each recipe, sequentially: a fresh copy of the
 
 Held-out accuracy is pass@1 of the R1 protocol (`r1lab.eval.runner`), measured at step 0 and after
 the last step; the training reward and response length come from each run's metrics.jsonl per
-step and per second of RL wall time. A recipe that the run doctor stops is reported as stopped
-(with its reason) and evaluated as it is; the other recipes still run.
+step and per second of RL wall time. A recipe that the run doctor stops (or whose dynamic
+sampling or rewards fail past their limits) is reported as stopped (with its reason) and evaluated
+as it is; the other recipes still run.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from r1lab.pipelines import grpo
 from r1lab.pipelines.common import load_model, make_run_dir, task_examples
 from r1lab.pipelines.demo import evaluate_model
 from r1lab.pipelines.rl_config import RLConfig
+from r1lab.pipelines.rollouts import DynamicSamplingExhausted
+from r1lab.rewards.combine import RewardErrorRateExceeded
 from r1lab.utils.jsonl import read_jsonl
 
 # config parts every compared recipe must share: the seed and the budget
@@ -145,6 +148,13 @@ def _train_and_eval(name, cfg, model, tokenizer, test, base, out_dir: Path, log)
     except TrainingStopped as exc:
         stopped, stopped_check = str(exc), exc.finding.check
         log(f"[compare] {name}: {stopped}")
+    except (DynamicSamplingExhausted, RewardErrorRateExceeded) as exc:
+        # the run cannot go on, but the other recipes can: report this one as stopped
+        stopped = str(exc)
+        stopped_check = (
+            "dynamic_sampling" if isinstance(exc, DynamicSamplingExhausted) else "reward_errors"
+        )
+        log(f"[compare] {name}: stopped: {stopped}")
     rl_seconds = time.time() - t0
     rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if "step" in r]
     final = evaluate_model(cfg, model, tokenizer, test, run_dir / "eval_final.jsonl", cfg.seed)
