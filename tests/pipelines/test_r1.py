@@ -53,7 +53,8 @@ def recipe(model_dir, out_dir) -> dict:
         },
         "general": {"n": 8, "eval_n": 3, "ratio": 0.25, "rl_share": 0.2},
         "sft": SFT,
-        "all_rl": {"grpo": GRPO, "rewards": [{"name": "accuracy"}]},
+        "all_rl": {"grpo": GRPO},  # automatic spec: rules on reasoning rows, the RM on general
+        "reward_model": {"train": {"steps": 3, "n_pairs": 40, "n_eval": 8, "batch_size": 4}},
         "eval": {"k": 2, "max_new_tokens": 8},
         "sft_max_len": 160,
     }
@@ -82,6 +83,7 @@ def test_four_stages_report_and_resume(model_dir, tmp_path):
     ]
     for metrics in report["sections"].values():
         assert {"pass@1", "cons@2", "format_rate", "general_accuracy"} <= set(metrics)
+        assert {"general_rm_helpful", "general_rm_harmless"} <= set(metrics)
         assert metrics["num_problems"] == 4 and metrics["k"] == 2
     # data flows between stages: RL from the cold-start model, stage-3 SFT from the BASE model
     stage = {
@@ -104,6 +106,13 @@ def test_four_stages_report_and_resume(model_dir, tmp_path):
     prompts = read_jsonl(run / "4_all_rl" / "prompts.jsonl")
     assert sum(p["verifier"] == "general" for p in prompts) == round(0.2 / 0.8 * 16)
     assert res.stages["reasoning_rl"]["rewards"] == ["accuracy", "format_r1"]
+    # stage 4: the tiny RM trained here scores the general rows, logged per step
+    assert res.stages["all_rl"]["rewards"][-2:] == ["rm_helpful", "rm_harmless"]
+    rl4 = read_jsonl(run / "4_all_rl" / "metrics.jsonl")
+    assert all(m["reward_errors/rm_helpful"] == 0 for m in rl4) and "reward/rm_harmless" in rl4[0]
+    rm_dir = stage["rl4"]["rewards"][-1]["params"]["model"]
+    assert report["extra"]["reward model"]["path"] == rm_dir
+    assert 0.0 <= report["extra"]["reward model"]["heldout_pairwise_accuracy"] <= 1.0
 
     # rerun: every stage is skipped; after removing the last marker only stage 4 runs again
     logs: list[str] = []
@@ -140,11 +149,39 @@ def test_stage_rewards(monkeypatch):
         "open_tag": "<think>",
         "close_tag": "</think>",
     }
+    rm = ["rm_helpful", "rm_harmless"]
+    stage4 = r1.stage_rewards(cfg, "all_rl", "RM")
+    assert names(stage4) == [
+        ("accuracy", 0.0),
+        ("reasoning_accuracy", 1.0),
+        ("language", 1.0),
+        ("rm_helpful", 1.0),
+        ("rm_harmless", 1.0),
+    ]
+    assert all(
+        c.params["model"] == "RM" and c.params["close_tag"] == "</think>" for c in stage4[3:]
+    )
     monkeypatch.setattr(r1, "REWARDS", {"accuracy", "format_r1"})  # no language reward registered
+    monkeypatch.setattr(r1.stage4, "REWARDS", {"accuracy", "format_r1"})
     assert names(r1.stage_rewards(cfg, "reasoning_rl")) == [("accuracy", 1.0), ("format_r1", 0.5)]
-    assert names(r1.stage_rewards(cfg, "all_rl")) == [("accuracy", 1.0)]
-    explicit = load_config(R1Config, None, ["all_rl.rewards=[{name: accuracy, weight: 2.0}]"])
-    assert r1.stage_rewards(explicit, "all_rl") == (RewardComponent("accuracy", 2.0),)
+    assert [n for n, _ in names(r1.stage_rewards(cfg, "all_rl"))] == [
+        "accuracy",
+        "reasoning_accuracy",
+        *rm,
+    ]
+    explicit = load_config(
+        R1Config,
+        None,
+        [
+            "all_rl.rewards=[{name: accuracy, weight: 2.0}, {name: rm_helpful, params: {max_len: 9}}]"
+        ],
+    )
+    got = r1.stage_rewards(explicit, "all_rl", "RM")
+    assert got[0] == RewardComponent("accuracy", 2.0) and [c.name for c in got] == [
+        "accuracy",
+        rm[0],
+    ]
+    assert got[1].params["model"] == "RM" and got[1].params["max_len"] == 9  # recipe's wins
 
 
 def test_bundled_recipe_loads_and_partial_sections_keep_r1_defaults():

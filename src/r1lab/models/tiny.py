@@ -54,6 +54,8 @@ class TinySize:
 SIZES: dict[str, TinySize] = {
     # ~40k parameters: for tests only
     "test": TinySize(hidden=32, layers=2, heads=2, kv_heads=2, intermediate=64),
+    # ~300k parameters (with a ~1k-token vocabulary): the smaller student of distill_vs_rl
+    "300k": TinySize(hidden=64, layers=4, heads=4, kv_heads=4, intermediate=256),
     # ~1M parameters (with a ~1k-token vocabulary)
     "1m": TinySize(hidden=128, layers=4, heads=4, kv_heads=4, intermediate=512),
     # ~5M parameters

@@ -7,8 +7,9 @@
    format when no ``language`` reward is registered)
 3. rejection sampling of the stage-2 model (correct, filtered, deduplicated, capped) + general
    chat rows at ``general.ratio`` -> SFT of the BASE model (not of the stage-2 model, as in R1)
-4. RL for all scenarios from the stage-3 model: reasoning prompts with rule-based rewards and
-   general prompts graded by the ``general`` rule (a stand-in for R1's preference reward model)
+4. RL for all scenarios from the stage-3 model: rule-based rewards on reasoning prompts, a
+   preference RM on general prompts (helpfulness on the summary, harmlessness on the whole
+   response; ``reward_model.path`` or a tiny RM trained here; `r1_all_rl`)
 
 Every stage writes ``<run_dir>/<i>_<stage>/`` and ends with ``done.json``; a rerun skips finished
 stages (and the rejection sampling and evaluations resume inside a stage). ``report.md/json``
@@ -27,10 +28,10 @@ from r1lab.data.loaders import read_rows
 from r1lab.data.readable import cold_start_from_r1_zero, cold_start_from_seed, write_synthetic_seed
 from r1lab.errors import ConfigError, R1LabError
 from r1lab.pipelines import grpo, rejection_sampling, sft
+from r1lab.pipelines import r1_all_rl as stage4
 from r1lab.pipelines.common import task_examples
 from r1lab.pipelines.r1_common import (
     evaluate_checkpoint,
-    examples_file,
     open_run_dir,
     print_table,
     run_stage,
@@ -53,17 +54,17 @@ class R1Result:
     wall_seconds: float
 
 
-def stage_rewards(cfg: R1Config, stage: str) -> tuple[RewardComponent, ...]:
-    """The stage's reward spec: the recipe's, else R1's (accuracy + language consistency)."""
-    explicit = cfg.reasoning_rl.rewards if stage == "reasoning_rl" else cfg.all_rl.rewards
-    if explicit:
-        return explicit
+def stage_rewards(cfg: R1Config, stage: str, rm_dir: str | None = None):
+    """The stage's reward spec: the recipe's, else R1's (stage 2: accuracy + language
+    consistency; stage 4: `r1_all_rl.all_rl_rewards`, the RM on general prompts)."""
+    if stage == "all_rl":
+        return stage4.all_rl_rewards(cfg, rm_dir)
+    if cfg.reasoning_rl.rewards:
+        return cfg.reasoning_rl.rewards
     tags = {"open_tag": cfg.readable.open_tag, "close_tag": cfg.readable.close_tag}
     acc = RewardComponent("accuracy", 1.0)
     if "language" in REWARDS:
         return (acc, RewardComponent("language", 1.0, dict(tags)))
-    if stage == "all_rl":
-        return (acc,)
     return (acc, RewardComponent("format_r1", 0.5, dict(tags)))
 
 
@@ -81,7 +82,7 @@ def _sft(cfg: R1Config, model_path: str, data: Path, train: SFTTrainConfig, run_
     return sft.run(scfg, run_dir=run_dir, log=log)
 
 
-def _rl(cfg: R1Config, stage: str, model_path: str, run_dir: Path, data=None, log=print) -> dict:
+def _rl(cfg: R1Config, stage: str, model_path: str, run_dir: Path, data=None, log=print, rm=None):
     stage_cfg = cfg.reasoning_rl if stage == "reasoning_rl" else cfg.all_rl
     rcfg = RLConfig(
         seed=cfg.seed,
@@ -92,7 +93,7 @@ def _rl(cfg: R1Config, stage: str, model_path: str, run_dir: Path, data=None, lo
         data=data or cfg.data,
         sampling=cfg.sampling,
         grpo=stage_cfg.grpo,
-        rewards=stage_rewards(cfg, stage),
+        rewards=stage_rewards(cfg, stage, rm),
         eval=cfg.eval,
     )
     save_config(rcfg, run_dir / "config.yaml")
@@ -105,6 +106,7 @@ def _rl(cfg: R1Config, stage: str, model_path: str, run_dir: Path, data=None, lo
         "steps": len(res.metrics),
         "last_reward": last.get("reward"),
         "seconds": round(res.wall_seconds, 1),
+        **({"rm": stage4.rm_summary(res.metrics)} if rm else {}),
     }
 
 
@@ -199,22 +201,13 @@ def rejection_sft(cfg: R1Config, base: str, stage2: str, sdir: Path, log=print) 
     }
 
 
-def all_rl(cfg: R1Config, stage3: str, sdir: Path, log=print) -> dict:
-    import random
-
-    reasoning = task_examples(cfg.data, "train")
-    share = cfg.general.rl_share
-    if not 0.0 <= share < 1.0:
-        raise ConfigError(f"general.rl_share must be in [0, 1), got {share}")
-    general = general_examples(round(share / (1 - share) * len(reasoning)), cfg.seed + 1)
-    prompts = reasoning + general
-    random.Random(f"all-rl:{cfg.seed}").shuffle(prompts)
-    path = examples_file(prompts, sdir / "prompts.jsonl")
+def all_rl(cfg: R1Config, stage3: str, sdir: Path, rm: str | None, log=print) -> dict:
+    path, n_general = stage4.all_rl_prompts(cfg, sdir)
     data = replace(cfg.data, train_file=str(path))
-    return {**_rl(cfg, "all_rl", stage3, sdir, data, log), "general_prompts": len(general)}
+    return {**_rl(cfg, "all_rl", stage3, sdir, data, log, rm), "general_prompts": n_general}
 
 
-def evaluate_stage(cfg: R1Config, ckpt: str, sdir: Path, test, general) -> dict:
+def evaluate_stage(cfg: R1Config, ckpt: str, sdir: Path, test, general, rm=None) -> dict:
     kw = {
         "template": cfg.data.template,
         "stop": cfg.sampling.stop,
@@ -228,6 +221,8 @@ def evaluate_stage(cfg: R1Config, ckpt: str, sdir: Path, test, general) -> dict:
             ckpt, general, ecfg=cfg.eval, out_path=sdir / "eval_general.jsonl", **kw
         )
         metrics["general_accuracy"] = g["pass@1"]
+        if rm:  # RM helpfulness / harmlessness of the general answers, stage by stage
+            metrics |= stage4.score_general_eval(cfg, rm, sdir / "eval_general.jsonl", general)
     return metrics
 
 
@@ -242,20 +237,20 @@ def run(cfg: R1Config, log=print) -> R1Result:
         torch.set_num_threads(cfg.threads)
     run_dir = open_run_dir(cfg.output_dir, cfg.run_name, "r1", cfg)
     log(f"[r1] run directory: {run_dir}")
-    if cfg.model.path == "tiny":
+    base = cfg.model.path
+    if base == "tiny":
         from r1lab.pipelines.pretrain import ensure_base
 
         base = str(ensure_base(cfg.pretrain, progress=cfg.progress, log=log))
-    else:
-        base = cfg.model.path
     test = task_examples(cfg.data, "test")
     general = general_examples(cfg.general.eval_n, cfg.seed + 7) if cfg.general.eval_n else []
+    rm = stage4.resolve_reward_model(cfg, base, log) if stage4.uses_rm(cfg) else None
 
     def with_eval(body):
         def stage(sdir: Path) -> dict:
             t = time.time()
             info = body(sdir)
-            info["eval"] = evaluate_stage(cfg, info["checkpoint"], sdir, test, general)
+            info["eval"] = evaluate_stage(cfg, info["checkpoint"], sdir, test, general, rm)
             return {**info, "seconds": round(time.time() - t, 1)}
 
         return stage
@@ -272,14 +267,14 @@ def run(cfg: R1Config, log=print) -> R1Result:
         "rejection_sft": lambda s: rejection_sft(
             cfg, base, done["reasoning_rl"]["checkpoint"], s, log
         ),
-        "all_rl": lambda s: all_rl(cfg, done["rejection_sft"]["checkpoint"], s, log),
+        "all_rl": lambda s: all_rl(cfg, done["rejection_sft"]["checkpoint"], s, rm, log),
     }
     for i, name in enumerate(cfg.stages, 1):
         done[name] = run_stage(run_dir / f"{i}_{name}", name, with_eval(bodies[name]), log)
-    return _report(cfg, run_dir, done, time.time() - t0)
+    return _report(cfg, run_dir, done, time.time() - t0, rm)
 
 
-def _report(cfg: R1Config, run_dir: Path, done: dict[str, dict], wall: float) -> R1Result:
+def _report(cfg: R1Config, run_dir: Path, done: dict[str, dict], wall: float, rm) -> R1Result:
     from r1lab.eval.report import write_report
 
     sections = {name: info["eval"] for name, info in done.items()}
@@ -291,6 +286,12 @@ def _report(cfg: R1Config, run_dir: Path, done: dict[str, dict], wall: float) ->
         "stage-3 mix": done.get("rejection_sft", {}).get("mix"),
         "general_accuracy": "in-distribution synthetic general-chat prompts (rule-graded)",
     }
+    if rm:
+        from r1lab.pipelines.reward_model import reward_model_info
+
+        extra["reward model"] = {"path": rm, **reward_model_info(Path(rm))}
+        extra["stage-4 RM components"] = done.get("all_rl", {}).get("rm")
+        extra["general_rm_*"] = "mean RM score of the general answers (helpful: summary only)"
     paths = write_report(
         run_dir, sections, extra, title="r1lab R1 pipeline: held-out results per stage"
     )

@@ -1,8 +1,8 @@
 """Typed config of the four-stage DeepSeek-R1 pipeline (algorithms.md §10.3). Defaults live here.
 
 One recipe drives: 1 cold-start SFT of the base -> 2 reasoning RL -> 3 rejection sampling of the
-stage-2 model + general data, SFT of the BASE -> 4 RL for all scenarios. Empty reward specs mean
-"automatic" (see `r1.stage_rewards`).
+stage-2 model + general data, SFT of the BASE -> 4 RL for all scenarios, general prompts
+scored by ``reward_model``. Empty reward specs mean "automatic" (see `r1.stage_rewards`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from r1lab.data.filters import FilterSpec, default_filters
 from r1lab.data.readable import ReadableFormat
 from r1lab.pipelines.pretrain import PretrainConfig
+from r1lab.pipelines.reward_model import RewardModelTrainConfig
 from r1lab.pipelines.rl_config import (
     DataConfig,
     EvalConfig,
@@ -93,6 +94,18 @@ class GeneralConfig:
 
 
 @dataclass(frozen=True)
+class RewardModelConfig:
+    """Stage 4's preference RM (R1 §2.3.4): helpfulness on the summary, harmlessness on all."""
+
+    path: str = ""  # HF sequence-classification dir (num_labels 1); "" = train the tiny RM
+    helpful_weight: float = 1.0
+    harmless_weight: float = 1.0
+    max_len: int = 256  # tokens per scored (prompt, response); truncation keeps the end
+    batch_size: int = 32
+    train: RewardModelTrainConfig = field(default_factory=RewardModelTrainConfig)
+
+
+@dataclass(frozen=True)
 class R1Config:
     seed: int = 0
     output_dir: str = "runs"
@@ -112,4 +125,5 @@ class R1Config:
     general: GeneralConfig = field(default_factory=GeneralConfig)
     sft: SFTTrainConfig = field(default_factory=SFTTrainConfig)
     all_rl: RLStageConfig = field(default_factory=RLStageConfig)
+    reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
     eval: R1EvalConfig = field(default_factory=R1EvalConfig)

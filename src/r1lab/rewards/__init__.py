@@ -9,4 +9,13 @@ from r1lab.rewards.base import REWARDS, VERIFIERS, BatchContext, Completion, Rew
 __all__ = ["REWARDS", "VERIFIERS", "BatchContext", "Completion", "RewardResult"]
 
 # Registration side effects: every module that registers rewards or verifiers.
-from r1lab.rewards import code, components, format, language, length, math, synthetic  # noqa: E402,F401
+from r1lab.rewards import (  # noqa: E402,F401
+    code,
+    components,
+    format,
+    language,
+    length,
+    math,
+    preference,
+    synthetic,
+)

@@ -1,0 +1,253 @@
+"""The Table 6 experiment in miniature (R1 §4.1): is distilling a strong teacher into a small
+student better than RL on the small student itself?
+
+The loop, in reading order, into one run directory (each stage ends with ``done.json``; a rerun
+skips finished stages and reuses their checkpoints and evaluations):
+
+0. teacher RL: R1-Zero-style GRPO of the teacher base (skipped when ``teacher.path`` names an
+   RL-trained checkpoint)
+1. evaluate the teacher
+2. evaluate the student's base (a smaller tiny model pretrained on the same corpus)
+3. arm (a), distillation: rejection-sample the teacher on the training prompts (`distill.sample_traces`)
+4. ... and SFT the student base on the verified traces (`distill.train_student`), then evaluate
+5. arm (b), RL: the same GRPO with the same prompts and rewards straight from the student's base,
+   then evaluate
+
+``report.md/json`` puts the four evaluations side by side (held-out pass@1, cons@k, format rate)
+with each arm's budget in numbers: student optimizer steps, training sequences, trained target
+tokens (SFT: assistant tokens; RL: response tokens) and wall seconds. With ``rl.budget:
+sequences`` the RL arm gets as many training sequences as the distilled student saw.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from r1lab.config import save_config
+from r1lab.errors import ConfigError
+from r1lab.pipelines import grpo
+from r1lab.pipelines.common import task_examples
+from r1lab.pipelines.distill import sample_traces, train_student
+from r1lab.pipelines.distill_config import DistillConfig, TeacherModelConfig
+from r1lab.pipelines.distill_vs_rl_config import BUDGETS, DistillVsRLConfig
+from r1lab.pipelines.r1_common import evaluate_checkpoint, open_run_dir, print_table, run_stage
+from r1lab.pipelines.r1_config import ChatDataConfig, R1EvalConfig
+from r1lab.pipelines.rl_config import DataConfig, ModelConfig, RLConfig
+from r1lab.utils.jsonl import read_jsonl
+
+
+@dataclass
+class DistillVsRLResult:
+    run_dir: Path
+    stages: dict[str, dict]
+    report: dict[str, str]
+    wall_seconds: float
+
+
+def _base(path: str, pretrain, cfg: DistillVsRLConfig, log) -> str:
+    if path != "tiny":
+        if not Path(path).exists():
+            raise ConfigError(f"base model {path!r} does not exist")
+        return path
+    from r1lab.pipelines.pretrain import ensure_base
+
+    pre = (
+        pretrain if pretrain.threads or not cfg.threads else replace(pretrain, threads=cfg.threads)
+    )
+    return str(ensure_base(pre, progress=cfg.progress, log=log))
+
+
+def rl_budget(metrics: list[dict], g, seconds: float) -> dict:
+    """What a GRPO run spent: optimizer steps, sequences and response tokens trained on."""
+    per_step = g.prompts_per_step * g.group_size
+    return {
+        "optimizer_steps": len(metrics) * g.mu,
+        "sequences": len(metrics) * per_step,
+        "trained_tokens": round(sum(m["response_len_mean"] * per_step for m in metrics)),
+        "wall_seconds": round(seconds, 1),
+    }
+
+
+def run_rl(cfg: DistillVsRLConfig, model_path: str, g, sdir: Path, log=print) -> dict:
+    rcfg = RLConfig(
+        seed=cfg.seed,
+        threads=cfg.threads,
+        progress=cfg.progress,
+        model=ModelConfig(model_path),
+        data=cfg.data,
+        sampling=cfg.sampling,
+        grpo=g,
+        rewards=cfg.rewards,
+        eval=cfg.eval,
+        doctor=cfg.doctor,
+    )
+    save_config(rcfg, sdir / "config.yaml")
+    res = grpo.run(rcfg, run_dir=sdir, log=log)
+    return {
+        "checkpoint": str(res.checkpoint),
+        "budget": rl_budget(res.metrics, g, res.wall_seconds),
+        "last_reward": res.metrics[-1].get("reward") if res.metrics else None,
+        "seconds": round(res.wall_seconds, 1),  # an evaluated stage overwrites it with its total
+    }
+
+
+def distill_config(cfg: DistillVsRLConfig, teacher: str, student: str) -> DistillConfig:
+    """The `distill` pipeline's config for arm (a): same data, rewards and evaluation."""
+    data = ChatDataConfig(**{f.name: getattr(cfg.data, f.name) for f in fields(DataConfig)})
+    ecfg = R1EvalConfig(**{f.name: getattr(cfg.eval, f.name) for f in fields(cfg.eval)})
+    d = cfg.distill
+    return DistillConfig(
+        seed=cfg.seed,
+        threads=cfg.threads,
+        progress=cfg.progress,
+        teacher=TeacherModelConfig(teacher),
+        student=ModelConfig(student),
+        data=data,
+        sample=d.sample,
+        rewards=cfg.rewards,
+        sft=d.sft,
+        sft_max_len=d.sft_max_len,
+        eval=ecfg,
+    )
+
+
+def distill_student(dcfg: DistillConfig, student: str, traces: dict, sdir: Path, log) -> dict:
+    t0 = time.time()
+    info = train_student(dcfg, student, traces, sdir, log)
+    rows = [m for m in read_jsonl(sdir / "metrics.jsonl") if "loss" in m]
+    info["budget"] = {
+        "optimizer_steps": len(rows),
+        "sequences": sum(int(m["samples"]) for m in rows),
+        "trained_tokens": sum(int(m["target_tokens"]) for m in rows),
+        "wall_seconds": round(time.time() - t0, 1),
+        "teacher_sampling_seconds": traces["seconds"],
+    }
+    return info
+
+
+def rl_arm_grpo(cfg: DistillVsRLConfig, distilled: dict):
+    """Arm (b)'s GRPO config: with ``budget: sequences`` its steps match arm (a)'s sequences."""
+    g = cfg.rl.grpo
+    if cfg.rl.budget not in BUDGETS:
+        raise ConfigError(f"rl.budget must be one of {list(BUDGETS)}, got {cfg.rl.budget!r}")
+    if cfg.rl.budget == "none":
+        return g
+    steps = math.ceil(distilled["budget"]["sequences"] / (g.prompts_per_step * g.group_size))
+    return replace(g, steps=max(1, steps))
+
+
+def run(cfg: DistillVsRLConfig, log=print) -> DistillVsRLResult:
+    t0 = time.time()
+    if cfg.rl.budget not in BUDGETS:
+        raise ConfigError(f"rl.budget must be one of {list(BUDGETS)}, got {cfg.rl.budget!r}")
+    if cfg.teacher.path and not Path(cfg.teacher.path).exists():
+        raise ConfigError(f'teacher.path {cfg.teacher.path!r} does not exist ("" = train it here)')
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    run_dir = open_run_dir(cfg.output_dir, cfg.run_name, "distill-vs-rl", cfg)
+    log(f"[distill-vs-rl] run directory: {run_dir}")
+    test = task_examples(cfg.data, "test")
+
+    def evaluated(body):
+        def stage(sdir: Path) -> dict:
+            t = time.time()
+            info = body(sdir)
+            info["eval"] = evaluate_checkpoint(
+                info["checkpoint"],
+                test,
+                template=cfg.data.template,
+                ecfg=cfg.eval,
+                stop=cfg.sampling.stop,
+                out_path=sdir / "eval.jsonl",
+                batch_size=cfg.sampling.batch_size,
+                seed=cfg.seed,
+                progress=cfg.progress,
+            )
+            return {**info, "seconds": round(time.time() - t, 1)}
+
+        return stage
+
+    done: dict[str, dict] = {}
+    teacher = cfg.teacher.path
+    if not teacher:
+        tbase = _base(cfg.teacher.base, cfg.teacher.pretrain, cfg, log)
+        body = lambda s: run_rl(cfg, tbase, cfg.teacher.grpo, s, log)  # noqa: E731
+        done["teacher RL"] = run_stage(run_dir / "0_teacher_rl", "teacher RL", body, log)
+        teacher = done["teacher RL"]["checkpoint"]
+    done["teacher"] = run_stage(
+        run_dir / "1_teacher", "teacher", evaluated(lambda s: {"checkpoint": teacher}), log
+    )
+    student = _base(cfg.student.base, cfg.student.pretrain, cfg, log)
+    done["student base"] = run_stage(
+        run_dir / "2_student_base",
+        "student base",
+        evaluated(lambda s: {"checkpoint": student}),
+        log,
+    )
+    dcfg = distill_config(cfg, teacher, student)
+    traces = run_stage(
+        run_dir / "3_distill_sample", "teacher traces", lambda s: sample_traces(dcfg, s, log), log
+    )
+    done["(a) distilled student"] = run_stage(
+        run_dir / "4_distill_sft",
+        "(a) distillation",
+        evaluated(lambda s: distill_student(dcfg, student, traces, s, log)),
+        log,
+    )
+    g = rl_arm_grpo(cfg, done["(a) distilled student"])
+    done["(b) RL student"] = run_stage(
+        run_dir / "5_student_rl",
+        "(b) RL",
+        evaluated(lambda s: run_rl(cfg, student, g, s, log)),
+        log,
+    )
+    done["traces"] = traces
+    return _report(cfg, run_dir, done, time.time() - t0)
+
+
+def _report(cfg: DistillVsRLConfig, run_dir: Path, done: dict, wall: float):
+    from r1lab.eval.report import write_report
+
+    sections = {name: info["eval"] for name, info in done.items() if "eval" in info}
+    arms = {n: done[n]["budget"] for n in ("(a) distilled student", "(b) RL student")}
+    extra = {
+        "teacher": cfg.teacher.path or done.get("teacher RL", {}).get("checkpoint"),
+        "teacher RL budget": done.get("teacher RL", {}).get("budget"),
+        "student base": cfg.student.base
+        if cfg.student.base != "tiny"
+        else f"tiny {cfg.student.pretrain.size}",
+        "budget rule": {
+            "sequences": "the RL arm trains on as many sequences as the distilled student",
+            "none": "the RL arm runs rl.grpo.steps",
+        }[cfg.rl.budget],
+        **{f"budget {name}": b for name, b in arms.items()},
+        "traces kept": done["traces"].get("rows"),
+        "sampling stats": done["traces"].get("stats"),
+        "wall seconds (this invocation)": round(wall, 1),
+    }
+    extra |= {f"{n} seconds": i.get("seconds") for n, i in done.items()}
+    paths = write_report(
+        run_dir, sections, extra, title="r1lab distillation vs RL (R1 Table 6 in miniature)"
+    )
+    print_table(f"distillation vs RL ({wall / 60:.1f} min)", sections, cfg.eval.k)
+    _print_budgets(arms)
+    print(f"report: {paths['report_md']}")
+    return DistillVsRLResult(run_dir, done, paths, wall)
+
+
+def _print_budgets(arms: dict[str, dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="student budgets")
+    table.add_column("budget")
+    for name in arms:
+        table.add_column(name, justify="right")
+    for key in ("optimizer_steps", "sequences", "trained_tokens", "wall_seconds"):
+        table.add_row(key, *[str(b.get(key, "-")) for b in arms.values()])
+    Console().print(table)
