@@ -1,5 +1,6 @@
 """Pure tensor math of the GRPO family: advantages, KL estimators, policy losses, aggregation,
-log-probs and DAPO filters. Imports torch only; every function takes tensors and named scalars.
+log-probs, DAPO filters and the sampler/trainer importance-sampling correction. Imports torch
+only; every function takes tensors and named scalars.
 
 Importing this package registers every estimator, loss and aggregation in its registry.
 """
@@ -9,6 +10,7 @@ from r1lab.algo.advantages import ADVANTAGES, compute_advantages, masked_whiten,
 from r1lab.algo.aggregate import AGGREGATIONS, batch_normalizers, masked_mean
 from r1lab.algo.filters import informative_groups, overlong_mask
 from r1lab.algo.grpo_loss import policy_objective
+from r1lab.algo.is_correction import IS_CORRECTIONS, mismatch_metrics, truncated_is_weights
 from r1lab.algo.kl import KL_ESTIMATORS
 from r1lab.algo.logprobs import entropy_from_logits, logprobs_from_hidden, token_logprobs
 from r1lab.algo.losses import POLICY_LOSSES
@@ -16,6 +18,7 @@ from r1lab.algo.losses import POLICY_LOSSES
 __all__ = [
     "ADVANTAGES",
     "AGGREGATIONS",
+    "IS_CORRECTIONS",
     "KL_ESTIMATORS",
     "POLICY_LOSSES",
     "AlgoError",
@@ -26,8 +29,10 @@ __all__ = [
     "logprobs_from_hidden",
     "masked_mean",
     "masked_whiten",
+    "mismatch_metrics",
     "overlong_mask",
     "policy_objective",
     "returns_to_go",
     "token_logprobs",
+    "truncated_is_weights",
 ]

@@ -47,6 +47,7 @@ def policy_objective(
     entropy_BT: torch.Tensor | None = None,
     entropy_coef: float = 0.0,
     loss_params: dict | None = None,
+    token_weight_BT: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Scalar GRPO-family loss and detached metrics for one (micro-)batch.
 
@@ -56,7 +57,9 @@ def policy_objective(
     ``ref_logp_BT`` may be ``None`` only when ``beta == 0``; ``entropy_BT`` is required when
     ``entropy_coef != 0`` and must carry gradient for the bonus to act. ``loss_params`` go to the
     policy loss (e.g. ``{"clip_ratio_c": 3.0}`` for ppo_clip's dual clip). ``gspo`` requires
-    ``agg="seq_mean_token_mean"``.
+    ``agg="seq_mean_token_mean"``. ``token_weight_BT`` (``None`` = all ones) multiplies the
+    per-token policy loss before the KL is added, without gradient: the truncated
+    importance-sampling weights of `is_correction.truncated_is_weights`.
 
     Metrics (0-dim, detached, LOCAL to this batch so that a learner can weight micro-batches by
     their token share): ``pg_loss`` (policy term aggregated with this batch's own normalizers),
@@ -65,12 +68,16 @@ def policy_objective(
     ``ratio_max`` (+ ``dual_clip_frac`` with dual clip).
 
     Shapes:
-        logp_BT, old_logp_BT, ref_logp_BT, adv_BT, mask_BT, entropy_BT: (B, T);
+        logp_BT, old_logp_BT, ref_logp_BT, adv_BT, mask_BT, entropy_BT, token_weight_BT: (B, T);
         returns loss: (), metrics: dict of ()
     """
     check_shape("logp_BT", logp_BT, (None, None))
     shape = tuple(logp_BT.shape)
-    for name, t in (("ref_logp_BT", ref_logp_BT), ("entropy_BT", entropy_BT)):
+    for name, t in (
+        ("ref_logp_BT", ref_logp_BT),
+        ("entropy_BT", entropy_BT),
+        ("token_weight_BT", token_weight_BT),
+    ):
         if t is not None:
             check_shape(name, t, shape)
     required = _REQUIRED_AGG.get(loss)
@@ -87,6 +94,8 @@ def policy_objective(
         (logp_BT, old_logp_BT, adv_BT, mask_BT),
         {"eps_low": eps_low, "eps_high": eps_high, **(loss_params or {})},
     )
+    if token_weight_BT is not None:
+        pg_BT = pg_BT * token_weight_BT.detach().to(pg_BT.dtype)
     total_BT = pg_BT
     metrics = dict(metrics)
     with torch.no_grad():

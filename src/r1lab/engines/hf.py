@@ -6,6 +6,12 @@ step for every row from the KV cache. Temperature, top-k and top-p are applied t
 log-probability recorded for each sampled token is the one under that processed distribution (what
 the PPO ratio compares against). Rows stop on an EOS id or when a stop string appears (the stop
 string is kept in the text, so ``</answer>`` is visible to format rewards).
+
+Qwen2 / Llama models decode through `KVDecoder` (engines/kv_decode.py: preallocated KV buffers,
+fused projections, no per-step cache objects); any other model through its own forward and a
+`transformers` cache. Per step, only tensor ops run over the batch: sampled ids and log-probs are
+written into (B, max_new_tokens) buffers and turned into lists once at the end; stop strings (when
+given) are checked with one batched decode of the live rows' last 16 tokens.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from collections.abc import Sequence
 
 import torch
 
+from r1lab.engines.kv_decode import KVDecoder, supports_kv_decode
+from r1lab.engines.shared_prompt import cache_kwarg, shared_prompt_hidden
 from r1lab.types import Rollout, SamplingParams
 
 
@@ -73,7 +81,7 @@ class HFGenerator:
 
     def _generate_chunk(self, rows, sampling: SamplingParams, gen) -> list[Rollout]:
         tok = self.tokenizer
-        prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] for p, _, _ in rows]
+        prompt_ids = tok([p for p, _, _ in rows], add_special_tokens=False)["input_ids"]
         B, P = len(rows), max(len(ids) for ids in prompt_ids)
         input_ids = torch.full((B, P), self.pad_id, dtype=torch.long)
         attn = torch.zeros((B, P), dtype=torch.long)
@@ -81,63 +89,105 @@ class HFGenerator:
             input_ids[b, P - len(ids) :] = torch.tensor(ids)
             attn[b, P - len(ids) :] = 1
         input_ids, attn = input_ids.to(self.device), attn.to(self.device)
-        pos = (attn.cumsum(-1) - 1).clamp(min=0)
-        eos = torch.tensor(self.eos_ids, device=self.device)
+        N = sampling.max_new_tokens
+        if supports_kv_decode(self.model):
+            first: dict[int, int] = {}  # rows of one prompt share its prefill
+            src = torch.tensor([first.setdefault(i, b) for b, (_, i, _) in enumerate(rows)])
+            step = self._kv_step(attn, N, src)
+        else:
+            step = self._hf_step(attn)
+        eos = torch.tensor(self.eos_ids, dtype=torch.long, device=self.device)
         done = torch.zeros(B, dtype=torch.bool, device=self.device)
-        finish = ["length"] * B
-        tokens: list[list[int]] = [[] for _ in range(B)]
-        logps: list[list[float]] = [[] for _ in range(B)]
-        past = None
-        step_ids, step_pos = input_ids, pos
-        for t in range(sampling.max_new_tokens):
-            res = self.model(
-                input_ids=step_ids,
-                attention_mask=attn,
-                position_ids=step_pos,
-                past_key_values=past,
-                use_cache=True,
-            )
-            past = res.past_key_values
-            logits = res.logits[:, -1, :]
+        tokens = torch.full((B, N), self.pad_id, dtype=torch.long, device=self.device)
+        logps = torch.zeros((B, N), dtype=torch.float32, device=self.device)
+        lengths = torch.full((B,), N, dtype=torch.long, device=self.device)
+        stopped = torch.zeros(B, dtype=torch.bool, device=self.device)
+        step_ids = input_ids
+        t = 0
+        for t in range(N):
+            logits = step(step_ids, t)
             if t < sampling.min_new_tokens and len(eos):
                 logits = logits.index_fill(-1, eos, float("-inf"))
             logp = process_logits(logits, sampling)
             nxt = torch.multinomial(logp.exp().cpu(), 1, generator=gen).to(self.device)
-            nxt_logp = logp.gather(-1, nxt).squeeze(-1)
-            nxt_list, lp_list = nxt.squeeze(-1).tolist(), nxt_logp.tolist()
-            for b in range(B):
-                if done[b]:
-                    continue
-                tokens[b].append(nxt_list[b])
-                logps[b].append(lp_list[b])
-                if (
-                    nxt_list[b] in self.eos_ids
-                    or sampling.stop
-                    and self._hit_stop(tokens[b], sampling.stop)
-                ):
-                    done[b], finish[b] = True, "stop"
+            tokens[:, t] = nxt.squeeze(-1)
+            logps[:, t] = logp.gather(-1, nxt).squeeze(-1)
+            hit = torch.isin(nxt.squeeze(-1), eos) if len(eos) else torch.zeros_like(done)
+            if sampling.stop:
+                hit = hit | self._hit_stops(tokens[:, : t + 1], done, sampling.stop)
+            new = hit & ~done
+            lengths = torch.where(new, t + 1, lengths)
+            stopped |= new
+            done |= new
             if bool(done.all()):
                 break
             step_ids = nxt.masked_fill(done.unsqueeze(-1), self.pad_id)
-            attn = torch.cat([attn, torch.ones((B, 1), dtype=attn.dtype, device=self.device)], 1)
-            step_pos = step_pos[:, -1:] + 1
-        return [
-            Rollout(
-                prompt_index=i,
-                sample_index=j,
-                prompt=p,
-                prompt_ids=prompt_ids[b],
-                completion_ids=tokens[b],
-                text=self._text(tokens[b], sampling.stop),
-                logprobs=logps[b],
-                finish_reason=finish[b],  # type: ignore[arg-type]
+        lengths = lengths.clamp(max=t + 1).tolist()
+        token_rows, logp_rows = tokens.tolist(), logps.tolist()
+        finish = ["stop" if s else "length" for s in stopped.tolist()]
+        out = []
+        for b, (p, i, j) in enumerate(rows):
+            ids = token_rows[b][: lengths[b]]
+            out.append(
+                Rollout(
+                    prompt_index=i,
+                    sample_index=j,
+                    prompt=p,
+                    prompt_ids=prompt_ids[b],
+                    completion_ids=ids,
+                    text=self._text(ids, sampling.stop),
+                    logprobs=logp_rows[b][: lengths[b]],
+                    finish_reason=finish[b],  # type: ignore[arg-type]
+                )
             )
-            for b, (p, i, j) in enumerate(rows)
-        ]
+        return out
 
-    def _hit_stop(self, ids: list[int], stops: tuple[str, ...]) -> bool:
-        tail = self.tokenizer.decode(ids[-16:], skip_special_tokens=True)
-        return any(s in tail for s in stops)
+    def _kv_step(self, attn_BP: torch.Tensor, max_new_tokens: int, src_B: torch.Tensor):
+        """Decode with `KVDecoder` (preallocated KV buffers, fused projections, one prefill per
+        distinct prompt)."""
+        decoder = KVDecoder(self.model, attn_BP, max_new_tokens, src_B)
+        P = attn_BP.size(1)
+
+        def step(ids_BS: torch.Tensor, t: int) -> torch.Tensor:
+            return decoder.prefill(ids_BS) if t == 0 else decoder.step(ids_BS, P + t - 1)
+
+        return step
+
+    def _hf_step(self, attn_BP: torch.Tensor):
+        """Decode with the model's own forward and a `transformers` cache (any architecture)."""
+        state = {"past": None, "attn": attn_BP, "pos": (attn_BP.cumsum(-1) - 1).clamp(min=0)}
+
+        def step(ids_BS: torch.Tensor, t: int) -> torch.Tensor:
+            if t > 0:
+                ones = torch.ones_like(state["attn"][:, :1])
+                state["attn"] = torch.cat([state["attn"], ones], 1)
+                state["pos"] = state["pos"][:, -1:] + 1
+            res = self.model(
+                input_ids=ids_BS,
+                attention_mask=state["attn"],
+                position_ids=state["pos"],
+                use_cache=True,
+                **{cache_kwarg(self.model): state["past"]},
+            )
+            state["past"] = res.past_key_values
+            return res.logits[:, -1, :]
+
+        return step
+
+    def _hit_stops(
+        self, tokens_BT: torch.Tensor, done_B: torch.Tensor, stops: tuple[str, ...]
+    ) -> torch.Tensor:
+        """Rows not yet done whose last 16 tokens decode to text holding a stop string."""
+        live = (~done_B).nonzero().squeeze(-1).tolist()
+        hit = torch.zeros_like(done_B)
+        if live:
+            tails = self.tokenizer.batch_decode(
+                tokens_BT[live, -16:].tolist(), skip_special_tokens=True
+            )
+            for b, tail in zip(live, tails):
+                if any(s in tail for s in stops):
+                    hit[b] = True
+        return hit
 
     def _text(self, ids: list[int], stops: tuple[str, ...]) -> str:
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
@@ -193,17 +243,24 @@ def completion_logprobs(
     temperature: float = 1.0,
     with_entropy: bool = False,
     chunk_size: int = 1024,
+    share_prompts: bool = True,
 ):
     """Teacher-forced log-probs of each completion token: (logp_BT, mask_BT[, entropy_BT]).
 
     Differentiable when called under grad. Positions past a row's completion are 0 in mask. For a
     plain LM head the logits are computed ``chunk_size`` tokens at a time from the hidden states
-    of the completion positions only, so B x L x V logits never exist at once (memory).
+    of the completion positions only, so B x L x V logits never exist at once (memory). With
+    ``share_prompts`` and a prompt that repeats (a GRPO group), each distinct prompt runs once
+    (`shared_prompt_hidden`: same values and gradients, fewer FLOPs), unless gradient
+    checkpointing is on.
     """
     from r1lab.algo.logprobs import entropy_from_logits, logprobs_from_hidden, token_logprobs
 
     device = next(model.parameters()).device
     input_ids, attn, mask, T = pack_sequences(prompt_ids, completion_ids, pad_id)
+    # no row's last token predicts anything: the longest rows' final column is never an input
+    if input_ids.size(1) > 1:
+        input_ids, attn = input_ids[:, :-1], attn[:, :-1]
     input_ids, attn, mask = input_ids.to(device), attn.to(device), mask.to(device)
     B = len(prompt_ids)
     # the state at position prompt_len + t - 1 predicts completion token t
@@ -218,8 +275,16 @@ def completion_logprobs(
     plain = _plain_lm_head(model)
     if plain is not None:
         decoder, head = plain
-        hidden = decoder(input_ids=input_ids, attention_mask=attn, use_cache=False)[0]
-        hidden_BTH = hidden.gather(1, idx.unsqueeze(-1).expand(B, T, hidden.size(-1)))
+        checkpointing = getattr(model, "training", False) and any(
+            getattr(m, "gradient_checkpointing", False) for m in model.modules()
+        )
+        if share_prompts and not checkpointing and len(set(map(tuple, prompt_ids))) < B:
+            hidden_BTH = shared_prompt_hidden(
+                decoder, prompt_ids, completion_ids, pad_id=pad_id, T=T, device=device
+            )
+        else:
+            hidden = decoder(input_ids=input_ids, attention_mask=attn, use_cache=False)[0]
+            hidden_BTH = hidden.gather(1, idx.unsqueeze(-1).expand(B, T, hidden.size(-1)))
         logp, ent = logprobs_from_hidden(
             hidden_BTH,
             head.weight,

@@ -4,6 +4,12 @@
 batch (so gradient accumulation gives the same gradient as one big batch) and passes them to the
 loss function, clips the gradient norm and steps the optimizer. A step whose loss or gradient is
 not finite is skipped (no parameter change) and reported, never applied.
+
+Memory: micro-batches hold ``micro_batch_size`` rows, or, with ``micro_batch_tokens > 0``, as many
+rows (sorted by length) as fit a budget of padded prompt+completion tokens, so long and short
+rollouts cost about the same memory per micro-batch; ``gradient_checkpointing`` recomputes each
+decoder layer's activations in the backward pass (HF's, non-reentrant). Log-probs are computed a
+chunk of tokens at a time (`completion_logprobs`), so B x T x V logits never exist at once.
 """
 
 from __future__ import annotations
@@ -27,9 +33,28 @@ class TrainBatch:
     old_logp_BT: torch.Tensor
     adv_BT: torch.Tensor
     ref_logp_BT: torch.Tensor | None = None
+    is_weight_BT: torch.Tensor | None = None  # per-token IS weights (algo.is_correction)
 
     def __len__(self) -> int:
         return len(self.prompt_ids)
+
+    def select(self, idx: list[int]) -> TrainBatch:
+        """The rows ``idx`` (in that order), with T cut to their longest completion."""
+        T = max(1, max(len(self.completion_ids[i]) for i in idx))
+        at = torch.tensor(idx, dtype=torch.long)
+
+        def cut(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.index_select(0, at)[:, :T]
+
+        return TrainBatch(
+            prompt_ids=[self.prompt_ids[i] for i in idx],
+            completion_ids=[self.completion_ids[i] for i in idx],
+            mask_BT=cut(self.mask_BT),
+            old_logp_BT=cut(self.old_logp_BT),
+            adv_BT=cut(self.adv_BT),
+            ref_logp_BT=cut(self.ref_logp_BT),
+            is_weight_BT=cut(self.is_weight_BT),
+        )
 
     def rows(self, start: int, end: int) -> TrainBatch:
         T = max(1, max(len(c) for c in self.completion_ids[start:end]))
@@ -41,6 +66,7 @@ class TrainBatch:
             old_logp_BT=self.old_logp_BT[cut, :T],
             adv_BT=self.adv_BT[cut, :T],
             ref_logp_BT=None if self.ref_logp_BT is None else self.ref_logp_BT[cut, :T],
+            is_weight_BT=None if self.is_weight_BT is None else self.is_weight_BT[cut, :T],
         )
 
 
@@ -55,6 +81,39 @@ def padded(rows: list[list[float]], T: int) -> torch.Tensor:
 LossFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
+def micro_batches(
+    prompt_ids: list[list[int]],
+    completion_ids: list[list[int]],
+    *,
+    micro_batch_size: int,
+    micro_batch_tokens: int = 0,
+) -> list[list[int]]:
+    """Row indices of each micro-batch.
+
+    ``micro_batch_tokens == 0``: consecutive runs of ``micro_batch_size`` rows. Otherwise rows are
+    sorted by prompt+completion length and packed greedily so that ``rows x longest row`` (the
+    padded token count the forward pass sees) stays within the budget; a row longer than the
+    budget gets a micro-batch of its own.
+    """
+    n = len(prompt_ids)
+    if micro_batch_tokens <= 0:
+        return [list(range(s, min(n, s + micro_batch_size))) for s in range(0, n, micro_batch_size)]
+    lengths = [len(p) + len(c) for p, c in zip(prompt_ids, completion_ids)]
+    out: list[list[int]] = []
+    cur: list[int] = []
+    longest = 0
+    for i in sorted(range(n), key=lambda i: lengths[i]):
+        grown = max(longest, lengths[i])
+        if cur and grown * (len(cur) + 1) > micro_batch_tokens:
+            out.append(cur)
+            cur, grown = [], lengths[i]
+        cur.append(i)
+        longest = grown
+    if cur:
+        out.append(cur)
+    return out
+
+
 class HFLearner:
     def __init__(
         self,
@@ -64,6 +123,8 @@ class HFLearner:
         *,
         pad_id: int,
         micro_batch_size: int = 32,
+        micro_batch_tokens: int = 0,
+        gradient_checkpointing: bool = False,
         max_grad_norm: float = 1.0,
         temperature: float = 1.0,
     ) -> None:
@@ -72,17 +133,34 @@ class HFLearner:
         self.scheduler = scheduler
         self.pad_id = pad_id
         self.micro_batch_size = micro_batch_size
+        self.micro_batch_tokens = micro_batch_tokens
         self.max_grad_norm = max_grad_norm
         self.temperature = temperature
         self.skipped_steps = 0
+        if gradient_checkpointing:
+            if not getattr(model, "supports_gradient_checkpointing", False):
+                raise ValueError(f"{type(model).__name__} does not support gradient checkpointing")
+            kwargs = {"use_reentrant": False}
+            if hasattr(model, "activation_checkpointing_enable"):  # the transformers 5 name
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+    def _micro_batches(self, batch: TrainBatch) -> list[list[int]]:
+        return micro_batches(
+            batch.prompt_ids,
+            batch.completion_ids,
+            micro_batch_size=self.micro_batch_size,
+            micro_batch_tokens=self.micro_batch_tokens,
+        )
 
     @torch.no_grad()
     def logprobs(self, model, batch: TrainBatch) -> torch.Tensor:
         """Log-probs (B, T) of the batch's completions under `model` (e.g. the reference)."""
         T = batch.mask_BT.size(1)
         out = torch.zeros_like(batch.mask_BT)
-        for s in range(0, len(batch), self.micro_batch_size):
-            mb = batch.rows(s, s + self.micro_batch_size)
+        for idx in self._micro_batches(batch):
+            mb = batch.select(idx)
             logp, _ = completion_logprobs(
                 model,
                 mb.prompt_ids,
@@ -90,7 +168,8 @@ class HFLearner:
                 pad_id=self.pad_id,
                 temperature=self.temperature,
             )
-            out[s : s + len(mb), : min(T, logp.size(1))] = logp[:, :T].float().cpu()
+            t = min(T, logp.size(1))
+            out[torch.tensor(idx), :t] = logp[:, :t].float().cpu()
         return out
 
     def update(self, batch: TrainBatch, loss_fn: LossFn) -> dict[str, float]:
@@ -103,8 +182,8 @@ class HFLearner:
         num_seqs, num_tokens = float(norms["num_seqs"]), float(norms["num_tokens"])
         sums: dict[str, float] = {}
         loss_total = 0.0
-        for s in range(0, len(batch), self.micro_batch_size):
-            mb = batch.rows(s, s + self.micro_batch_size)
+        for idx in self._micro_batches(batch):
+            mb = batch.select(idx)
             logp, _, ent = completion_logprobs(
                 self.model,
                 mb.prompt_ids,

@@ -10,15 +10,31 @@ from __future__ import annotations
 
 import copy
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from r1lab.algo import compute_advantages, overlong_mask, policy_objective
+from r1lab.algo import (
+    IS_CORRECTIONS,
+    compute_advantages,
+    mismatch_metrics,
+    overlong_mask,
+    policy_objective,
+)
+from r1lab.config import to_dict
 from r1lab.doctor import RunDoctor
+from r1lab.engines.fsdp import DistributedLearner, training_model
 from r1lab.engines.hf import HFGenerator
 from r1lab.engines.hf_learner import HFLearner, TrainBatch, padded
+from r1lab.engines.vllm import VLLMGenerator, colocated_device, require_vllm
+from r1lab.models.lora import (
+    AdapterDisabledReference,
+    apply_lora,
+    merged_state_dict,
+    save_lora_run,
+)
 from r1lab.pipelines.common import (
     load_model,
     make_run_dir,
@@ -30,8 +46,10 @@ from r1lab.pipelines.rl_config import RLConfig
 from r1lab.pipelines.rollouts import collect_step
 from r1lab.rewards.combine import check_error_rate, check_spec
 from r1lab.types import SamplingParams
-from r1lab.utils.jsonl import JsonlWriter
+from r1lab.utils import dist as rdist
+from r1lab.utils.checkpoint import RunCheckpoints, resumable_run_dir, set_rng_state
 from r1lab.utils.progress import progress_bar
+from r1lab.utils.tracking import Tracker
 
 
 @dataclass
@@ -50,7 +68,7 @@ def sampling_params(cfg: RLConfig, step: int) -> SamplingParams:
         top_k=s.top_k,
         max_new_tokens=s.max_new_tokens,
         stop=s.stop,
-        seed=cfg.seed * 100_003 + step,
+        seed=cfg.seed * 100_003 + step + rdist.rank() * 1_000_000_007,  # ranks: own streams
     )
 
 
@@ -63,67 +81,130 @@ def make_optimizer(model, g) -> tuple[torch.optim.Optimizer, object]:
     return opt, sched
 
 
-def run(cfg: RLConfig, *, run_dir: Path | None = None, model=None, tokenizer=None, log=print):
-    """Train; returns an `RLResult`. `model`/`tokenizer` may be passed in (the demo does)."""
+def run(cfg: RLConfig, **kwargs) -> RLResult:
+    """Train; returns an `RLResult`. Under torchrun every rank runs this (DDP, or FSDP2 with
+    ``dist.fsdp``): each generates its share of the step's prompt groups, rank 0 writes files."""
+    owns_group = rdist.init_from_env(cfg.dist.backend, cfg.dist.timeout_s)
+    try:
+        return _run(cfg, **kwargs)
+    finally:
+        if owns_group:
+            rdist.shutdown()
+
+
+def _run(cfg: RLConfig, *, run_dir=None, model=None, tokenizer=None, log=print, resume=None):
+    """`model`/`tokenizer` may be passed in (the demo does); `resume`: True or a run directory
+    continues from its last complete checkpoint (utils/checkpoint.py)."""
     t_start = time.time()
+    log = log if rdist.is_main() else (lambda *_: None)
     g = cfg.grpo
     check_spec(cfg.rewards)
+    colocated = cfg.rollout.engine == "vllm"  # sleeps during the update, synced after it
+    if colocated:
+        require_vllm()  # no vLLM or no GPU: one line, before any model is loaded
+    if g.is_correction != "off":
+        IS_CORRECTIONS.get(g.is_correction)  # unknown names fail with the known ones
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     train = task_examples(cfg.data, "train")  # bad data fails before any model is loaded
-    run_dir = run_dir or make_run_dir(cfg.output_dir, cfg.run_name, "rl", cfg)
+    if resume:
+        run_dir = resumable_run_dir(cfg, run_dir or resume)
+    if run_dir is None and rdist.is_main():
+        run_dir = make_run_dir(cfg.output_dir, cfg.run_name, "rl", cfg)
+    run_dir = rdist.broadcast_object(run_dir)
     if model is None:
         model, tokenizer = load_model(
             cfg.model.path, pretrain_cfg=cfg.pretrain, dtype=cfg.model.dtype, log=log
         )
+    lora_model = None
+    if cfg.lora.enabled:  # adapters train, base frozen; `model` is the adapter-injected policy
+        lc = cfg.lora
+        lora_model = apply_lora(
+            model, r=lc.r, alpha=lc.alpha, dropout=lc.dropout, target_modules=lc.target_modules
+        )
+        model = lora_model.get_base_model()
+    if colocated:  # the learner trains on the GPU vLLM samples on
+        model.to(colocated_device())
     ref = None
-    if g.beta > 0:  # beta = 0 loads no reference model
-        ref = copy.deepcopy(model).eval().requires_grad_(False)
+    if g.beta > 0:  # beta = 0 loads no reference model; LoRA: the base, adapters disabled
+        ref = (
+            AdapterDisabledReference(lora_model)
+            if lora_model is not None
+            else copy.deepcopy(model).eval().requires_grad_(False)
+        )
+
+    def policy_weights() -> dict[str, torch.Tensor]:  # plain HF names, adapters merged
+        return merged_state_dict(lora_model) if lora_model is not None else model.state_dict()
+
     prompts = prompts_for(train, cfg.data.template, tokenizer)
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
     cursor = 0
+    share = rdist.shard_slice(g.prompts_per_step, "grpo.prompts_per_step")  # this rank's groups
 
     def next_prompts(n: int) -> list[tuple[str, object]]:
-        nonlocal cursor
-        idx = [order[(cursor + i) % len(order)] for i in range(n)]
-        cursor += n
+        nonlocal cursor  # counts the prompts of ALL ranks; each rank takes its slice
+        idx = [order[(cursor + i) % len(order)] for i in range(share.start, share.stop)]
+        cursor += g.prompts_per_step
         return [(prompts[i], train[i]) for i in idx]
 
-    generator = HFGenerator(model, tokenizer, batch_size=cfg.sampling.batch_size)
-    opt, sched = make_optimizer(model, g)
+    if colocated:
+        weights, workdir = policy_weights(), run_dir / "vllm_engine"
+        generator = VLLMGenerator.from_settings(
+            model, tokenizer, weights, cfg.rollout, workdir=workdir, seed=cfg.seed
+        )
+    else:
+        generator = HFGenerator(model, tokenizer, batch_size=cfg.sampling.batch_size)
+    train_model = training_model(model, fsdp=cfg.dist.fsdp)  # `model` itself in one process
+    opt, sched = make_optimizer(train_model, g)
     learner = HFLearner(
-        model,
+        train_model,
         opt,
         sched,
         pad_id=generator.pad_id,
         micro_batch_size=g.micro_batch_size,
+        micro_batch_tokens=g.micro_batch_tokens,
+        gradient_checkpointing=g.gradient_checkpointing,
         max_grad_norm=g.max_grad_norm,
         temperature=cfg.sampling.temperature,
     )
+    learner = DistributedLearner(learner, rollout_model=model)  # the plain learner in one process
     const_len = g.const_len or cfg.sampling.max_new_tokens
-    history: list[dict] = []
+    c = cfg.checkpoint
+    ckpts = RunCheckpoints(run_dir, c.every_steps, c.keep_last, fresh=not resume)
+    ck = ckpts.restore(learner, sched, order=order, total_steps=g.steps) if resume else None
+    start, cursor = (ck.steps_done, ck.state["cursor"]) if ck else (0, 0)
+    if ck and colocated:  # the engine started from the pre-resume weights
+        generator.sync_weights(policy_weights())
+    doctor = RunDoctor(cfg.doctor, log=log)
     with (
-        JsonlWriter(run_dir / "metrics.jsonl", "w") as metrics_log,
-        JsonlWriter(run_dir / "samples.jsonl", "w") as samples_log,
-        progress_bar("rl", g.steps, cfg.progress) as advance,
-        RunDoctor(cfg.doctor, log=log).recording(run_dir) as doctor,
+        Tracker(run_dir, cfg.logging, config=to_dict(cfg), resumed=ck) as tracker,
+        progress_bar("rl", g.steps - start, cfg.progress and rdist.is_main()) as advance,
+        doctor.recording(run_dir) if rdist.is_main() else nullcontext(),
     ):
-        for step in range(g.steps):
+        history = rdist.broadcast_object(tracker.rows)  # resume: the rows of the done steps
+        for row in history:  # the doctor's state (streaks, counts) is a function of the rows
+            doctor.observe(row)
+        if ck:
+            set_rng_state(ck.state["rng"][rdist.rank()])
+        for step in range(start, g.steps):
             t0 = time.time()
-            got = collect_step(
-                generator.generate,
-                next_prompts,
-                cfg.rewards,
-                prompts_per_step=g.prompts_per_step,
-                group_size=g.group_size,
-                sampling=lambda rnd, step=step: sampling_params(cfg, step * 1000 + rnd),
-                max_new_tokens=cfg.sampling.max_new_tokens,
-                dynamic_sampling=g.dynamic_sampling,
-                max_gen_rounds=g.max_gen_rounds,
+            got = rdist.agree(
+                lambda step=step: collect_step(
+                    generator.generate,
+                    next_prompts,
+                    cfg.rewards,
+                    prompts_per_step=share.stop - share.start,
+                    group_size=g.group_size,
+                    sampling=lambda rnd, step=step: sampling_params(cfg, step * 1000 + rnd),
+                    max_new_tokens=cfg.sampling.max_new_tokens,
+                    dynamic_sampling=g.dynamic_sampling,
+                    max_gen_rounds=g.max_gen_rounds,
+                )
             )
+            cursor = max(rdist.gather_objects(cursor))  # dynamic sampling: ranks' rounds differ
             rollouts, completions, table = got.rollouts, got.completions, got.table
-            check_error_rate(table, g.reward_error_threshold, step)
+            rdist.agree(check_error_rate, table, g.reward_error_threshold, step)
             t_gen = time.time() - t0  # generation + scoring (scoring time: reward/time)
 
             t2 = time.time()
@@ -134,8 +215,12 @@ def run(cfg: RLConfig, *, run_dir: Path | None = None, model=None, tokenizer=Non
             if g.mask_truncated:  # DAPO overlong filtering
                 mask = overlong_mask(mask, truncated)
             scores = torch.tensor(table.total, dtype=torch.float32)
-            adv = compute_advantages(
-                g.adv_estimator, scores, mask, group_size=g.group_size, **g.adv_params
+            adv = rdist.on_global_batch(  # batch-wide statistics span every rank
+                lambda s, m: compute_advantages(
+                    g.adv_estimator, s, m, group_size=g.group_size, **g.adv_params
+                ),
+                scores,
+                mask,
             )
             batch = TrainBatch(
                 prompt_ids=[r.prompt_ids for r in rollouts],
@@ -144,6 +229,19 @@ def run(cfg: RLConfig, *, run_dir: Path | None = None, model=None, tokenizer=Non
                 old_logp_BT=padded([r.logprobs for r in rollouts], T),
                 adv_BT=adv,
             )
+            if colocated:
+                generator.sleep()
+            mismatch: dict[str, torch.Tensor] = {}
+            if g.is_correction != "off":  # trainer log-probs of the rollouts vs the sampler's
+                model.eval()
+                trainer_old = learner.logprobs(model, batch)
+                is_w = IS_CORRECTIONS.get(g.is_correction)(
+                    trainer_old, batch.old_logp_BT, mask, cap=g.is_cap
+                )
+                mismatch = mismatch_metrics(
+                    trainer_old, batch.old_logp_BT, mask, is_w, cap=g.is_cap
+                )
+                batch.old_logp_BT, batch.is_weight_BT = trainer_old, is_w
             if ref is not None:
                 batch.ref_logp_BT = learner.logprobs(ref, batch)
 
@@ -164,11 +262,14 @@ def run(cfg: RLConfig, *, run_dir: Path | None = None, model=None, tokenizer=Non
                     num_tokens=num_tokens,
                     const_len=const_len,
                     entropy_BT=entropy_BT,
+                    token_weight_BT=mb.is_weight_BT,
                 )
 
             upd: dict[str, float] = {}
             for _ in range(g.mu):
                 upd = learner.update(batch, loss_fn)
+            if colocated:
+                generator.sync_weights(policy_weights())
             t_update = time.time() - t2
 
             row = {
@@ -186,34 +287,40 @@ def run(cfg: RLConfig, *, run_dir: Path | None = None, model=None, tokenizer=Non
                 "reward_errors": table.num_errors,
                 "lr": sched.get_last_lr()[0],
                 **upd,
+                **{k: float(v) for k, v in mismatch.items()},
                 "time/generate": t_gen,
                 "time/update": t_update,
                 "tokens_per_second": sum(lengths) / max(t_gen, 1e-9),
                 "elapsed": time.time() - t_start,
             }
+            row = rdist.reduce_rows(row)  # the same row on every rank (so the same doctor verdict)
             history.append(row)
-            metrics_log.write(row)
-            for r, c, total in zip(
-                rollouts[: g.group_size], completions, table.total, strict=False
-            ):
-                samples_log.write(
-                    {
-                        "step": step,
-                        "question": c.row["question"],
-                        "answer": c.row["answer"],
-                        "completion": r.text,
-                        "reward": total,
-                    }
+            tracker.metric(row)
+            tracker.samples(
+                {"step": step, "question": c.row["question"], "answer": c.row["answer"]}
+                | {"completion": r.text, "reward": total}
+                for r, c, total in zip(
+                    rollouts[: g.group_size], completions, table.total, strict=False
                 )
+            )
             doctor.observe(row)  # warns; raises TrainingStopped when training cannot learn
+            if ckpts.due(step + 1, g.steps):
+                ckpts.save(
+                    step + 1, learner, sched, {"cursor": cursor, "order": order, **tracker.state()}
+                )
             advance(
                 info=f"reward {row['reward']:.2f} acc {row['accuracy']:.2f} "
                 f"fmt {row['format_rate']:.2f} len {row['response_len_mean']:.0f}"
             )
     log(doctor.report().summary())
-    ckpt = run_dir / "checkpoint"
-    model.save_pretrained(ckpt)
-    tokenizer.save_pretrained(ckpt)
+    ckpt = run_dir / "checkpoint"  # plain HF directory; LoRA: adapters merged, + ckpt/adapter/
+    if not rdist.is_main():
+        return RLResult(run_dir, ckpt, history, time.time() - t_start)
+    if lora_model is not None:
+        save_lora_run(lora_model, tokenizer, ckpt)
+    else:
+        model.save_pretrained(ckpt)
+        tokenizer.save_pretrained(ckpt)
     return RLResult(run_dir, ckpt, history, time.time() - t_start)
 
 

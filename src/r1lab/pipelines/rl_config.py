@@ -7,7 +7,7 @@ by the ``pretrain`` section (cached), anything else is a Hugging Face directory 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from r1lab.doctor.config import DoctorConfig
 from r1lab.pipelines.pretrain import PretrainConfig
@@ -49,6 +49,8 @@ class GRPOConfig:
     group_size: int = 8
     mu: int = 1  # policy updates per rollout batch
     micro_batch_size: int = 64
+    micro_batch_tokens: int = 0  # >0: micro-batches packed to this many padded tokens (0 = by rows)
+    gradient_checkpointing: bool = False  # recompute layer activations in backward (memory)
     lr: float = 3e-4
     warmup_steps: int = 3
     weight_decay: float = 0.0
@@ -66,6 +68,69 @@ class GRPOConfig:
     dynamic_sampling: bool = False  # DAPO: keep only groups whose rewards differ, refill
     max_gen_rounds: int = 4  # generation rounds allowed per step with dynamic sampling
     mask_truncated: bool = False  # DAPO overlong filtering: truncated samples leave the loss
+    # sampler/trainer mismatch (algo/is_correction.py): off | tis. With tis the learner recomputes
+    # the rollout tokens' log-probs before the update, the PPO ratio uses those, each token's
+    # policy loss is weighted by min(exp(trainer - sampler logp), is_cap) and mismatch/* is logged
+    is_correction: str = "off"
+    is_cap: float = 2.0
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """Which engine samples the rollouts. ``vllm`` needs the [vllm] extra and a CUDA GPU."""
+
+    engine: Literal["hf", "vllm"] = "hf"
+    # vLLM only (engines/vllm.py): colocated with the learner on the same GPU
+    gpu_memory_utilization: float = 0.3  # share of GPU memory vLLM may take (weights + KV cache)
+    max_model_len: int = 0  # 0 = the model config's context length
+    enforce_eager: bool = False  # True skips CUDA-graph capture (faster start, slower decode)
+    sleep_level: int = 1  # vLLM sleep during the update: 1 offloads weights to CPU, 2 drops them
+    dtype: str = "auto"  # vLLM weights/activations; auto = the policy's dtype
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA (PEFT) on the policy; the KL reference is then the base with adapters disabled."""
+
+    enabled: bool = False
+    r: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = (
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    )
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """Resumable training state under ``RUN/checkpoints/`` (``r1lab rl RECIPE --resume``)."""
+
+    every_steps: int = 10  # 0 = only at the end of the run
+    keep_last: int = 2  # complete checkpoints kept (older ones are deleted)
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """metrics.jsonl is always written; these add TensorBoard event files and W&B."""
+
+    tensorboard: bool = False  # RUN/tensorboard/ (needs the tensorboard package)
+    wandb: bool = False  # needs pip install 'r1lab[wandb]'; WANDB_MODE=offline works offline
+    wandb_project: str = "r1lab"
+
+
+@dataclass(frozen=True)
+class DistConfig:
+    """Multi-process training under torchrun (single-process runs ignore it)."""
+
+    fsdp: bool = False  # FSDP2 (fully_shard) instead of DDP
+    backend: str = "auto"  # auto = nccl with GPUs, else gloo
+    timeout_s: int = 1800  # a collective waiting longer than this fails instead of hanging
 
 
 @dataclass(frozen=True)
@@ -93,6 +158,11 @@ class RLConfig:
     data: DataConfig = field(default_factory=DataConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
     rewards: tuple[RewardComponent, ...] = field(default_factory=_default_rewards)
     eval: EvalConfig = field(default_factory=EvalConfig)
     doctor: DoctorConfig = field(default_factory=DoctorConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    dist: DistConfig = field(default_factory=DistConfig)

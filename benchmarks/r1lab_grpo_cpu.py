@@ -1,0 +1,142 @@
+"""r1lab on the GRPO CPU reference workload: the same step as TRL's `GRPOTrainer` in
+``trl_grpo_cpu.py`` (``shared/docs/grpo_cpu_workload.md`` section 5), with r1lab's own machinery.
+
+Per step, in reading order: `HFGenerator.generate` samples 8 prompts x 8 completions of exactly L
+tokens (``min_new_tokens = max_new_tokens = L``: the ``<eos>`` logit is -inf) -> the two rewards ->
+``compute_advantages("grpo", eps=1e-4)`` -> `HFLearner.logprobs` of the frozen reference ->
+`HFLearner.update` with `policy_objective` (ppo_clip, eps 0.2, k3 KL at beta 0.04,
+``agg="token_mean"`` = TRL's "dapo"), clip 1.0, fused AdamW at a constant lr.
+
+The old log-probs are the sampler's (one gradient step per batch, so ratio = 1 in value, as in
+TRL). One difference in the math, none in the work: TRL multiplies the KL term by the ratio
+(``use_bias_correction_kl``), which changes the KL gradient but not its value or cost; r1lab's
+objective uses the plain k3 term of DeepSeekMath Eq. 2.
+
+Run: ``.venv/bin/python benchmarks/r1lab_grpo_cpu.py [--config large] [--workdir D]``; the last
+line of the output is one JSON object with the same figures as the TRL script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import grpo_workload as wl
+import torch
+from phase_timer import PhaseTimer
+
+from r1lab.algo import compute_advantages, policy_objective
+from r1lab.engines.hf import HFGenerator
+from r1lab.engines.hf_learner import HFLearner, TrainBatch, padded
+from r1lab.types import SamplingParams
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict:
+    from transformers import AutoModelForCausalLM
+
+    model_dir = wl.init_model_dir(args, workdir)
+    tokenizer = wl.load_tokenizer(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    ref = copy.deepcopy(model).eval().requires_grad_(False) if args.beta > 0 else None
+    rows = wl.prompts_for_run(args)
+    G, L = args.num_generations, args.max_completion_length
+    B = args.prompts_per_step * G
+
+    generator = HFGenerator(model, tokenizer, batch_size=B)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, fused=True
+    )
+    learner = HFLearner(
+        model,
+        opt,
+        pad_id=generator.pad_id,
+        micro_batch_size=B,
+        max_grad_norm=1.0,
+        temperature=args.temperature,
+        gradient_checkpointing=args.gradient_checkpointing,
+    )
+
+    def loss_fn(logp, mb, *, entropy_BT, num_seqs, num_tokens):
+        return policy_objective(
+            logp,
+            mb.old_logp_BT,
+            mb.ref_logp_BT,
+            mb.adv_BT,
+            mb.mask_BT,
+            loss="ppo_clip",
+            agg="token_mean",
+            kl="k3",
+            beta=args.beta,
+            eps_low=0.2,
+            eps_high=0.2,
+            num_seqs=num_seqs,
+            num_tokens=num_tokens,
+            entropy_BT=entropy_BT,
+        )
+
+    timer = PhaseTimer() if args.phases else None
+    if timer is not None:
+        timer.install(model.model, None if ref is None else ref.model)
+    clock = wl.StepClock(args.warmup_steps)
+    for step in range(args.warmup_steps + args.steps):
+        t0 = time.perf_counter()
+        batch_rows = rows[step * args.prompts_per_step : (step + 1) * args.prompts_per_step]
+        sampling = SamplingParams(
+            temperature=args.temperature,
+            max_new_tokens=L,
+            min_new_tokens=L if args.fixed_length else 0,
+            seed=args.seed * 100_003 + step,
+        )
+        rollouts = generator.generate([p for p, _ in batch_rows], G, sampling)
+        clock.generate_s.append(time.perf_counter() - t0)
+        answers = [batch_rows[r.prompt_index][1] for r in rollouts]
+        scores = torch.tensor([wl.total_reward(r.text, a) for r, a in zip(rollouts, answers)])
+        T = max(1, max(len(r.completion_ids) for r in rollouts))
+        mask = padded([[1.0] * len(r.completion_ids) for r in rollouts], T)
+        adv = compute_advantages("grpo", scores, mask, group_size=G, eps=1e-4)
+        batch = TrainBatch(
+            prompt_ids=[r.prompt_ids for r in rollouts],
+            completion_ids=[r.completion_ids for r in rollouts],
+            mask_BT=mask,
+            old_logp_BT=padded([r.logprobs for r in rollouts], T),
+            adv_BT=adv,
+        )
+        if ref is not None:
+            batch.ref_logp_BT = learner.logprobs(ref, batch)
+        clock.rollout_s.append(time.perf_counter() - t0)
+        learner.update(batch, loss_fn)
+        clock.step_end()
+        if timer is not None:
+            timer.step_end()
+    figures = clock.figures(gen_tokens_per_step=B * L)
+    if timer is not None:
+        figures |= timer.medians(clock.step_times(), clock.generate_s, args.warmup_steps)
+    return {
+        "impl": "r1lab",
+        "torch_version": torch.__version__,
+        "config": args.config,
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "steps_timed": args.steps,
+        **figures,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    wl.add_workload_args(ap)
+    args = wl.resolve(ap.parse_args())
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.workdir:
+        figures = run(args, Path(args.workdir))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures = run(args, Path(tmp))
+    wl.print_figures(figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""A lean no-grad decoder for sampling from Qwen2 / Llama causal LMs, with a preallocated KV cache.
+
+Why: on CPU, a tiny model's decode step is dominated by per-call overhead in the generic
+`transformers` forward (mask construction, cache objects, per-layer bookkeeping), not by the
+matmuls. This module runs the SAME modules' weights (embedding, RMSNorms, rotary embedding,
+projections, MLP activation, LM head) through a short forward of its own:
+
+* K/V live in one buffer per layer, ``(B, kv_heads, P + max_new_tokens, head_dim)``, written in
+  place; nothing grows or is copied per step.
+* q/k/v and gate/up weights are concatenated once per `generate` call (two matmuls per layer
+  instead of five); the weights are read from the model at that moment, so a learner's updates
+  are always seen.
+* cos/sin for every position of the chunk are computed once.
+
+It is used only when `supports_kv_decode(model)` says the model is exactly this architecture
+(model type qwen2 or llama, plain `nn.Linear` projections - so no PEFT adapters -, full attention
+on every layer, no logit scaling); otherwise `HFGenerator` runs the model's own forward with a
+`transformers` cache. Both paths give the same log-probs up to float rounding (tested). Not a
+training forward: no autograd, no dropout.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_TYPES = ("qwen2", "llama")
+
+
+def supports_kv_decode(model) -> bool:
+    """True when `KVDecoder` reproduces ``model``'s forward exactly (see module docstring)."""
+    cfg = getattr(model, "config", None)
+    if getattr(cfg, "model_type", None) not in _TYPES:
+        return False
+    if any(getattr(cfg, a, None) for a in ("final_logit_softcapping", "logit_scale")):
+        return False
+    if getattr(cfg, "use_sliding_window", False):
+        return False
+    if any(t != "full_attention" for t in (getattr(cfg, "layer_types", None) or ())):
+        return False
+    decoder, head = getattr(model, "model", None), getattr(model, "lm_head", None)
+    if decoder is None or type(head) is not nn.Linear:
+        return False
+    for layer in getattr(decoder, "layers", ()):
+        a, m = layer.self_attn, layer.mlp
+        linears = (a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj)
+        if any(type(x) is not nn.Linear for x in linears):
+            return False
+    return hasattr(decoder, "rotary_emb") and hasattr(decoder, "embed_tokens")
+
+
+def _cat_bias(*linears: nn.Linear) -> torch.Tensor | None:
+    if all(x.bias is None for x in linears):
+        return None
+    return torch.cat(
+        [x.bias if x.bias is not None else x.weight.new_zeros(x.out_features) for x in linears]
+    )
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.size(-1) // 2
+    rot = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rot * sin
+
+
+def _attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """softmax(q k^T * scale + bias) v, as batched matmuls (for these tiny shapes on CPU this is
+    faster than `scaled_dot_product_attention`'s masked path).
+
+    Shapes: q (B, nh, S, hd); k, v (B, nkv, K, hd); bias (B, 1, S, K) 0 / -inf -> (B, nh, S, hd)
+    """
+    B, nh, S, hd = q.shape
+    nkv, K = k.size(1), k.size(2)
+    if nh != nkv:  # grouped-query attention: the heads of one group share their K/V
+        k = k.repeat_interleave(nh // nkv, dim=1)
+        v = v.repeat_interleave(nh // nkv, dim=1)
+    scores = torch.baddbmm(
+        bias.expand(B, nh, S, K).reshape(B * nh, S, K),
+        q.reshape(B * nh, S, hd),
+        k.reshape(B * nh, K, hd).transpose(1, 2),
+        alpha=scale,
+    )
+    return torch.bmm(scores.softmax(-1), v.reshape(B * nh, K, hd)).view(B, nh, S, hd)
+
+
+class KVDecoder:
+    """One chunk's decoding state: the KV buffers, fused weights, rotary tables and key mask.
+
+    Shapes: B rows, P prompt slots (left-padded), K = P + max_new_tokens key slots.
+    ``prefill(ids_BP)`` runs the prompts, ``step(ids_B1, start)`` one new token per row at slot
+    ``start``; both return the last position's logits (B, V) in float32. Rows that share a prompt
+    (``src_B``: the first row holding each row's prompt) run their prompt once: a prompt's K/V
+    are computed for its first row and copied to the others, which is exact, since a prompt
+    position never attends to anything after it.
+    """
+
+    def __init__(
+        self, model, attn_BP: torch.Tensor, max_new_tokens: int, src_B: torch.Tensor | None = None
+    ) -> None:
+        self.model = model
+        dec = model.model
+        self.dec = dec
+        B, P = attn_BP.shape
+        K = P + max_new_tokens
+        dev = attn_BP.device
+        dtype = dec.embed_tokens.weight.dtype
+        first = dec.layers[0].self_attn
+        self.hd = first.head_dim
+        self.nh = first.q_proj.out_features // self.hd
+        self.nkv = first.k_proj.out_features // self.hd
+        self.layers = []
+        for layer in dec.layers:
+            a, m = layer.self_attn, layer.mlp
+            self.layers.append(
+                (
+                    layer.input_layernorm,
+                    torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
+                    _cat_bias(a.q_proj, a.k_proj, a.v_proj),
+                    a.o_proj,
+                    a.scaling,
+                    layer.post_attention_layernorm,
+                    torch.cat([m.gate_proj.weight, m.up_proj.weight]),
+                    _cat_bias(m.gate_proj, m.up_proj),
+                    m.act_fn,
+                    m.down_proj,
+                    m.gate_proj.out_features,
+                )
+            )
+        shape = (B, self.nkv, K, self.hd)
+        self.k = [torch.zeros(shape, dtype=dtype, device=dev) for _ in dec.layers]
+        self.v = [torch.zeros(shape, dtype=dtype, device=dev) for _ in dec.layers]
+        # key validity: prompt padding is never attended; generated slots become valid when fed
+        self.key_ok = torch.ones((B, K), dtype=torch.bool, device=dev)
+        self.key_ok[:, :P] = attn_BP.bool()
+        prompt_pos = (attn_BP.cumsum(-1) - 1).clamp(min=0)
+        gen_pos = prompt_pos[:, -1:] + 1 + torch.arange(max_new_tokens, device=dev)
+        pos = torch.cat([prompt_pos, gen_pos], dim=1)
+        probe = torch.zeros((), dtype=dtype, device=dev)
+        cos, sin = dec.rotary_emb(probe, pos)
+        self.cos, self.sin = cos.unsqueeze(1), sin.unsqueeze(1)  # (B, 1, K, hd)
+        self.src = torch.arange(B, device=dev) if src_B is None else src_B.to(dev)
+        self.uniq = torch.unique(self.src)  # sorted first rows, one per distinct prompt
+        self.expand = torch.searchsorted(self.uniq, self.src)  # row b -> its prompt's index
+
+    @torch.no_grad()
+    def prefill(self, ids_BP: torch.Tensor) -> torch.Tensor:
+        rows = self.uniq
+        logits = self._forward(ids_BP.index_select(0, rows), 0, rows, self.expand)
+        return logits.index_select(0, self.expand)
+
+    @torch.no_grad()
+    def step(self, ids_B1: torch.Tensor, start: int) -> torch.Tensor:
+        return self._forward(ids_B1, start, None, None)
+
+    def _forward(self, ids_US, start: int, rows_U, expand_B) -> torch.Tensor:
+        """Feed S tokens at slots start.. for rows ``rows_U`` (all rows when None); K/V go to
+        every row through ``expand_B`` (row b gets row ``expand_B[b]`` of this batch)."""
+        U, S = ids_US.shape
+        end = start + S
+        pick = (lambda t: t) if rows_U is None else (lambda t: t.index_select(0, rows_U))
+        x = self.dec.embed_tokens(ids_US)
+        cos, sin = pick(self.cos[:, :, start:end]), pick(self.sin[:, :, start:end])
+        # query i (absolute slot start + i) sees valid keys at slots <= start + i, and itself
+        # (so a left-padding query is never fully masked: no NaN enters the buffers)
+        slots = torch.arange(end, device=ids_US.device)
+        q_slots = slots[start:end].unsqueeze(1)
+        causal = slots.unsqueeze(0) <= q_slots  # (S, end)
+        mask = (pick(self.key_ok[:, None, None, :end]) & causal) | (slots == q_slots)
+        bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(
+            ~mask, float("-inf")
+        )  # (U, 1, S, end)
+        nq, nk = self.nh * self.hd, self.nkv * self.hd
+        for i, (ln1, w_qkv, b_qkv, o_proj, scale, ln2, w_gu, b_gu, act, down, inter) in enumerate(
+            self.layers
+        ):
+            qkv = F.linear(ln1(x), w_qkv, b_qkv)
+            q = qkv[..., :nq].view(U, S, self.nh, self.hd).transpose(1, 2)
+            k = _rope(
+                qkv[..., nq : nq + nk].view(U, S, self.nkv, self.hd).transpose(1, 2), cos, sin
+            )
+            v = qkv[..., nq + nk :].view(U, S, self.nkv, self.hd).transpose(1, 2)
+            if expand_B is None:
+                self.k[i][:, :, start:end] = k
+                self.v[i][:, :, start:end] = v
+                keys, values = self.k[i][:, :, :end], self.v[i][:, :, :end]
+            else:  # start == 0: the prompt attends only to itself
+                self.k[i][:, :, start:end] = k.index_select(0, expand_B)
+                self.v[i][:, :, start:end] = v.index_select(0, expand_B)
+                keys, values = k, v
+            att = _attention(_rope(q, cos, sin), keys, values, bias, scale)
+            x = x + o_proj(att.transpose(1, 2).reshape(U, S, nq))
+            gu = F.linear(ln2(x), w_gu, b_gu)
+            x = x + down(act(gu[..., :inter]) * gu[..., inter:])
+        h = self.dec.norm(x[:, -1])
+        return self.model.lm_head(h).float()

@@ -1,0 +1,163 @@
+"""Worker bodies for the multi-process tests (importable by spawned children, not collected)."""
+
+from __future__ import annotations
+
+import torch
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from r1lab.algo import policy_objective
+from r1lab.engines.hf_learner import HFLearner, TrainBatch, padded
+
+B, VOCAB = 8, 40
+AGGS = ("seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm")
+
+
+def tiny_qwen2(seed: int = 0):
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        tie_word_embeddings=False,
+    )
+    return Qwen2ForCausalLM(cfg)
+
+
+def global_batch() -> TrainBatch:
+    """B rollouts of varied prompt/completion lengths; row 5 has an empty completion (it must
+    not count in num_seqs on its rank)."""
+    g = torch.Generator().manual_seed(1)
+    lens = [5, 2, 7, 3, 4, 0, 6, 1]
+    prompts = [torch.randint(0, VOCAB, (3 + b % 3,), generator=g).tolist() for b in range(B)]
+    comps = [torch.randint(0, VOCAB, (n,), generator=g).tolist() for n in lens]
+    T = max(lens)
+    mask = padded([[1.0] * n for n in lens], T)
+    old = -torch.rand(B, T, generator=g) * 3 * mask
+    adv = torch.randn(B, 1, generator=g).expand(B, T).clone()
+    ref = -torch.rand(B, T, generator=g) * 3 * mask
+    return TrainBatch(prompts, comps, mask, old, adv, ref)
+
+
+def loss_fn_for(agg: str):
+    def loss_fn(logp, mb, *, entropy_BT, num_seqs, num_tokens):
+        return policy_objective(
+            logp,
+            mb.old_logp_BT,
+            mb.ref_logp_BT,
+            mb.adv_BT,
+            mb.mask_BT,
+            agg=agg,
+            beta=0.04,
+            num_seqs=num_seqs,
+            num_tokens=num_tokens,
+            const_len=8,
+            entropy_BT=entropy_BT,
+        )
+
+    return loss_fn
+
+
+def one_update(learner_for, agg: str, batch: TrainBatch):
+    """(metrics, params after one SGD(lr=1) step = params - grad, no clipping)."""
+    model = tiny_qwen2()
+    learner = learner_for(model)
+    metrics = learner.update(batch, loss_fn_for(agg))
+    return metrics, learner
+
+
+def plain_learner(train_model):
+    opt = torch.optim.SGD(train_model.parameters(), lr=1.0)
+    return HFLearner(train_model, opt, pad_id=0, micro_batch_size=3, max_grad_norm=1e6)
+
+
+def single_process_reference() -> dict:
+    torch.set_num_threads(1)
+    out = {}
+    for agg in AGGS:
+        model = tiny_qwen2()
+        learner = plain_learner(model)
+        metrics = learner.update(global_batch(), loss_fn_for(agg))
+        out[agg] = (metrics, {k: v.detach().clone() for k, v in model.state_dict().items()})
+    return out
+
+
+def equivalence_worker(rank: int, world: int, store: str, out_path: str) -> None:
+    """Each mode (DDP, FSDP2) and aggregation: one update on this rank's half of the batch."""
+    import torch.distributed as dist
+
+    from r1lab.engines.fsdp import DistributedLearner, training_model
+    from r1lab.utils import dist as rdist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        share = rdist.shard_slice(B, "batch rows")
+        local = global_batch().rows(share.start, share.stop)
+        out: dict = {"ddp": {}, "fsdp2": {}}
+        for mode, agg in [(m, a) for m in out for a in AGGS]:
+            model = tiny_qwen2()
+            train_model = training_model(model, fsdp=mode == "fsdp2")
+            learner = DistributedLearner(plain_learner(train_model), rollout_model=model)
+            metrics = learner.update(local, loss_fn_for(agg))
+            state = learner.model_state()
+            rollout = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            out[mode][agg] = (metrics, state, rollout)
+        if rank == 0:
+            torch.save(out, out_path)
+    finally:
+        dist.destroy_process_group()
+
+
+def rank_failure_worker(rank: int, world: int, store: str, out_dir: str, model_dir: str) -> None:
+    """A reward that fails on rank 1 only: every rank must stop (none waits in a collective)."""
+    import datetime
+    from pathlib import Path
+
+    import torch.distributed as dist
+
+    from r1lab.config import load_config
+    from r1lab.pipelines import grpo
+    from r1lab.pipelines.rl_config import RLConfig
+    from r1lab.rewards import REWARDS, RewardResult
+
+    if "fails_on_rank1" not in REWARDS:
+
+        @REWARDS.register("fails_on_rank1")
+        def fails_on_rank1(c, **_):
+            if dist.get_rank() == 1:
+                raise RuntimeError("verifier crashed")
+            return RewardResult(float(len(c.text) % 2))
+
+    torch.set_num_threads(1)
+    timeout = datetime.timedelta(seconds=60)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{store}", rank=rank, world_size=world, timeout=timeout
+    )
+    cfg = load_config(
+        RLConfig,
+        "r1_zero_tiny",
+        [
+            f"model.path={model_dir}",
+            f"output_dir={out_dir}",
+            "run_name=fail",
+            "grpo.steps=3",
+            "grpo.prompts_per_step=2",
+            "grpo.group_size=2",
+            "data.n_train=8",
+            "data.template=chat",
+            "sampling.max_new_tokens=4",
+            "progress=false",
+            "rewards=[{name: fails_on_rank1}]",
+        ],
+    )
+    try:
+        grpo.run(cfg, log=lambda *_: None)
+        result = "finished"
+    except Exception as exc:  # noqa: BLE001 - the test reads what each rank raised
+        result = f"{type(exc).__name__}: {exc}"
+    finally:
+        dist.destroy_process_group()
+    Path(out_dir, f"rank{rank}.txt").write_text(result)
