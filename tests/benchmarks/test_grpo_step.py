@@ -39,6 +39,7 @@ def test_model_parameter_counts(config, params):
     model = wl.build_model(workload_args("--config", config))
     assert sum(p.numel() for p in model.parameters()) == params
     assert model.config.tie_word_embeddings
+    assert float(model.model.embed_tokens.weight[0].detach().abs().sum()) == 0.0  # <pad>
     assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
 
 
