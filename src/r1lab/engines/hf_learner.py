@@ -56,6 +56,20 @@ class TrainBatch:
             is_weight_BT=cut(self.is_weight_BT),
         )
 
+    def to(self, device: torch.device) -> TrainBatch:
+        """The same batch with its tensors on ``device`` (the model's, for the loss)."""
+        moved = {
+            name: None if t is None else t.to(device)
+            for name, t in (
+                ("mask_BT", self.mask_BT),
+                ("old_logp_BT", self.old_logp_BT),
+                ("adv_BT", self.adv_BT),
+                ("ref_logp_BT", self.ref_logp_BT),
+                ("is_weight_BT", self.is_weight_BT),
+            )
+        }
+        return TrainBatch(self.prompt_ids, self.completion_ids, **moved)
+
     def rows(self, start: int, end: int) -> TrainBatch:
         T = max(1, max(len(c) for c in self.completion_ids[start:end]))
         cut = slice(start, end)
@@ -182,8 +196,9 @@ class HFLearner:
         num_seqs, num_tokens = float(norms["num_seqs"]), float(norms["num_tokens"])
         sums: dict[str, float] = {}
         loss_total = 0.0
+        device = next(self.model.parameters()).device
         for idx in self._micro_batches(batch):
-            mb = batch.select(idx)
+            mb = batch.select(idx).to(device)  # rollouts are built on the CPU
             logp, _, ent = completion_logprobs(
                 self.model,
                 mb.prompt_ids,

@@ -29,8 +29,18 @@ def make_run_dir(output_dir: str, run_name: str, kind: str, cfg) -> Path:
     return run_dir
 
 
-def load_model(path: str, *, pretrain_cfg=None, dtype: str = "float32", progress=True, log=print):
-    """(model, tokenizer) for ``tiny`` (the cached embedded base), a HF directory or a hub id."""
+def load_model(
+    path: str,
+    *,
+    pretrain_cfg=None,
+    dtype: str = "float32",
+    device: str = "cpu",
+    progress=True,
+    log=print,
+):
+    """(model, tokenizer) for ``tiny`` (the cached embedded base), a HF directory or a hub id,
+    on ``device`` (``auto``: the GPU when one is visible, see `engines.device`)."""
+    from r1lab.engines.device import resolve_device
     from r1lab.models.hf_load import load_causal_lm
     from r1lab.utils.paths import quiet_transformers
 
@@ -39,7 +49,7 @@ def load_model(path: str, *, pretrain_cfg=None, dtype: str = "float32", progress
         from r1lab.pipelines.pretrain import PretrainConfig, ensure_base
 
         path = str(ensure_base(pretrain_cfg or PretrainConfig(), progress=progress, log=log))
-    return load_causal_lm(path, dtype=dtype)
+    return load_causal_lm(path, dtype=dtype, device=resolve_device(device))
 
 
 def task_examples(data_cfg, split: str) -> list[Example]:

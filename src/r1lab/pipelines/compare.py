@@ -170,8 +170,8 @@ def _train_and_eval(name, cfg, model, tokenizer, test, base, out_dir: Path, log)
 
 def _load(cfg: RLConfig, log):
     return load_model(
-        cfg.model.path, pretrain_cfg=cfg.pretrain, dtype=cfg.model.dtype, progress=cfg.progress,
-        log=log,
+        cfg.model.path, pretrain_cfg=cfg.pretrain, dtype=cfg.model.dtype, device=cfg.model.device,
+        progress=cfg.progress, log=log,
     )  # fmt: skip
 
 

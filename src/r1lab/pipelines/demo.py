@@ -49,7 +49,11 @@ def run(cfg: RLConfig, log=print) -> dict:
     run_dir = make_run_dir(cfg.output_dir, cfg.run_name, "demo", cfg)
     log(f"[demo] run directory: {run_dir}")
     model, tokenizer = load_model(
-        cfg.model.path, pretrain_cfg=cfg.pretrain, dtype=cfg.model.dtype, progress=cfg.progress
+        cfg.model.path,
+        pretrain_cfg=cfg.pretrain,
+        dtype=cfg.model.dtype,
+        device=cfg.model.device,
+        progress=cfg.progress,
     )
     test = task_examples(cfg.data, "test")
     log(f"[demo] evaluating the base model on {len(test)} held-out problems x {cfg.eval.k}")

@@ -115,7 +115,11 @@ def _run(cfg: RLConfig, *, run_dir=None, model=None, tokenizer=None, log=print, 
     run_dir = rdist.broadcast_object(run_dir)
     if model is None:
         model, tokenizer = load_model(
-            cfg.model.path, pretrain_cfg=cfg.pretrain, dtype=cfg.model.dtype, log=log
+            cfg.model.path,
+            pretrain_cfg=cfg.pretrain,
+            dtype=cfg.model.dtype,
+            device=cfg.model.device,
+            log=log,
         )
     lora_model = None
     if cfg.lora.enabled:  # adapters train, base frozen; `model` is the adapter-injected policy

@@ -18,6 +18,7 @@ from r1lab.rewards.combine import RewardComponent
 class ModelConfig:
     path: str = "tiny"
     dtype: str = "float32"
+    device: str = "auto"  # auto = the GPU when one is visible, else the CPU (engines/device.py)
 
 
 @dataclass(frozen=True)
