@@ -22,7 +22,7 @@ from r1lab.models.lora import (
     apply_lora,
     merged_state_dict,
 )
-from r1lab.pipelines import grpo
+from r1lab.pipelines import grpo, grpo_policy
 from r1lab.pipelines.rl_config import RLConfig
 from r1lab.rewards import REWARDS, RewardResult
 
@@ -67,7 +67,7 @@ def test_a_lora_grpo_run_changes_only_adapter_weights(
     def no_copies(*_, **__):
         raise AssertionError("a LoRA run must not copy the model for its reference")
 
-    monkeypatch.setattr(grpo, "copy", types.SimpleNamespace(deepcopy=no_copies))
+    monkeypatch.setattr(grpo_policy, "copy", types.SimpleNamespace(deepcopy=no_copies))
     cfg = load_config(
         RLConfig,
         "r1_zero_tiny",
@@ -134,7 +134,7 @@ def test_reference_is_the_base_with_adapters_disabled_and_shares_its_weights(
 
     policy_params = {id(p) for p in policy.parameters()}
     assert {id(p) for p in ref.parameters()} == policy_params  # no second copy
-    opt, _ = grpo.make_optimizer(policy, RLConfig().grpo)
+    opt, _ = grpo_policy.make_optimizer(policy, RLConfig().grpo)
     trained = {id(p) for group in opt.param_groups for p in group["params"]}
     assert trained == {id(p) for p in adapter_parameters(peft_model).values()}
 

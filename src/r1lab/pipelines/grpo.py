@@ -8,7 +8,6 @@ metrics. The formulas live in `r1lab.algo`; this file only wires the pieces.
 
 from __future__ import annotations
 
-import copy
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -25,16 +24,8 @@ from r1lab.algo import (
 )
 from r1lab.config import to_dict
 from r1lab.doctor import RunDoctor
-from r1lab.engines.fsdp import DistributedLearner, training_model
-from r1lab.engines.hf import HFGenerator
-from r1lab.engines.hf_learner import HFLearner, TrainBatch, padded
-from r1lab.engines.vllm import VLLMGenerator, colocated_device, require_vllm
-from r1lab.models.lora import (
-    AdapterDisabledReference,
-    apply_lora,
-    merged_state_dict,
-    save_lora_run,
-)
+from r1lab.engines.hf_learner import TrainBatch, padded
+from r1lab.engines.vllm import require_vllm
 from r1lab.pipelines.common import (
     load_model,
     make_run_dir,
@@ -42,6 +33,7 @@ from r1lab.pipelines.common import (
     seed_everything,
     task_examples,
 )
+from r1lab.pipelines.grpo_policy import build_policy
 from r1lab.pipelines.rl_config import RLConfig
 from r1lab.pipelines.rollouts import collect_step
 from r1lab.rewards.combine import check_error_rate, check_spec
@@ -72,15 +64,6 @@ def sampling_params(cfg: RLConfig, step: int) -> SamplingParams:
     )
 
 
-def make_optimizer(model, g) -> tuple[torch.optim.Optimizer, object]:
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=g.lr, weight_decay=g.weight_decay
-    )
-    warm = max(1, g.warmup_steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / warm))
-    return opt, sched
-
-
 def run(cfg: RLConfig, **kwargs) -> RLResult:
     """Train; returns an `RLResult`. Under torchrun every rank runs this (DDP, or FSDP2 with
     ``dist.fsdp``): each generates its share of the step's prompt groups, rank 0 writes files."""
@@ -99,8 +82,7 @@ def _run(cfg: RLConfig, *, run_dir=None, model=None, tokenizer=None, log=print, 
     log = log if rdist.is_main() else (lambda *_: None)
     g = cfg.grpo
     check_spec(cfg.rewards)
-    colocated = cfg.rollout.engine == "vllm"  # sleeps during the update, synced after it
-    if colocated:
+    if cfg.rollout.engine == "vllm":
         require_vllm()  # no vLLM or no GPU: one line, before any model is loaded
     if g.is_correction != "off":
         IS_CORRECTIONS.get(g.is_correction)  # unknown names fail with the known ones
@@ -121,25 +103,8 @@ def _run(cfg: RLConfig, *, run_dir=None, model=None, tokenizer=None, log=print, 
             device=cfg.model.device,
             log=log,
         )
-    lora_model = None
-    if cfg.lora.enabled:  # adapters train, base frozen; `model` is the adapter-injected policy
-        lc = cfg.lora
-        lora_model = apply_lora(
-            model, r=lc.r, alpha=lc.alpha, dropout=lc.dropout, target_modules=lc.target_modules
-        )
-        model = lora_model.get_base_model()
-    if colocated:  # the learner trains on the GPU vLLM samples on
-        model.to(colocated_device())
-    ref = None
-    if g.beta > 0:  # beta = 0 loads no reference model; LoRA: the base, adapters disabled
-        ref = (
-            AdapterDisabledReference(lora_model)
-            if lora_model is not None
-            else copy.deepcopy(model).eval().requires_grad_(False)
-        )
-
-    def policy_weights() -> dict[str, torch.Tensor]:  # plain HF names, adapters merged
-        return merged_state_dict(lora_model) if lora_model is not None else model.state_dict()
+    policy = build_policy(cfg, model, tokenizer, run_dir)
+    learner, generator = policy.learner, policy.generator
 
     prompts = prompts_for(train, cfg.data.template, tokenizer)
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
@@ -152,34 +117,13 @@ def _run(cfg: RLConfig, *, run_dir=None, model=None, tokenizer=None, log=print, 
         cursor += g.prompts_per_step
         return [(prompts[i], train[i]) for i in idx]
 
-    if colocated:
-        weights, workdir = policy_weights(), run_dir / "vllm_engine"
-        generator = VLLMGenerator.from_settings(
-            model, tokenizer, weights, cfg.rollout, workdir=workdir, seed=cfg.seed
-        )
-    else:
-        generator = HFGenerator(model, tokenizer, batch_size=cfg.sampling.batch_size)
-    train_model = training_model(model, fsdp=cfg.dist.fsdp)  # `model` itself in one process
-    opt, sched = make_optimizer(train_model, g)
-    learner = HFLearner(
-        train_model,
-        opt,
-        sched,
-        pad_id=generator.pad_id,
-        micro_batch_size=g.micro_batch_size,
-        micro_batch_tokens=g.micro_batch_tokens,
-        gradient_checkpointing=g.gradient_checkpointing,
-        max_grad_norm=g.max_grad_norm,
-        temperature=cfg.sampling.temperature,
-    )
-    learner = DistributedLearner(learner, rollout_model=model)  # the plain learner in one process
     const_len = g.const_len or cfg.sampling.max_new_tokens
     c = cfg.checkpoint
     ckpts = RunCheckpoints(run_dir, c.every_steps, c.keep_last, fresh=not resume)
-    ck = ckpts.restore(learner, sched, order=order, total_steps=g.steps) if resume else None
+    ck = ckpts.restore(learner, policy.sched, order=order, total_steps=g.steps) if resume else None
     start, cursor = (ck.steps_done, ck.state["cursor"]) if ck else (0, 0)
-    if ck and colocated:  # the engine started from the pre-resume weights
-        generator.sync_weights(policy_weights())
+    if ck:  # a colocated engine started from the pre-resume weights
+        policy.after_update()
     doctor = RunDoctor(cfg.doctor, log=log)
     with (
         Tracker(run_dir, cfg.logging, config=to_dict(cfg), resumed=ck) as tracker,
@@ -212,42 +156,12 @@ def _run(cfg: RLConfig, *, run_dir=None, model=None, tokenizer=None, log=print, 
             t_gen = time.time() - t0  # generation + scoring (scoring time: reward/time)
 
             t2 = time.time()
-            lengths = [len(r.completion_ids) for r in rollouts]
-            T = max(1, max(lengths))
-            mask = padded([[1.0] * len(r.completion_ids) for r in rollouts], T)
-            truncated = torch.tensor([r.truncated for r in rollouts])
-            if g.mask_truncated:  # DAPO overlong filtering
-                mask = overlong_mask(mask, truncated)
-            scores = torch.tensor(table.total, dtype=torch.float32)
-            adv = rdist.on_global_batch(  # batch-wide statistics span every rank
-                lambda s, m: compute_advantages(
-                    g.adv_estimator, s, m, group_size=g.group_size, **g.adv_params
-                ),
-                scores,
-                mask,
-            )
-            batch = TrainBatch(
-                prompt_ids=[r.prompt_ids for r in rollouts],
-                completion_ids=[r.completion_ids for r in rollouts],
-                mask_BT=mask,
-                old_logp_BT=padded([r.logprobs for r in rollouts], T),
-                adv_BT=adv,
-            )
-            if colocated:
-                generator.sleep()
-            mismatch: dict[str, torch.Tensor] = {}
-            if g.is_correction != "off":  # trainer log-probs of the rollouts vs the sampler's
-                model.eval()
-                trainer_old = learner.logprobs(model, batch)
-                is_w = IS_CORRECTIONS.get(g.is_correction)(
-                    trainer_old, batch.old_logp_BT, mask, cap=g.is_cap
-                )
-                mismatch = mismatch_metrics(
-                    trainer_old, batch.old_logp_BT, mask, is_w, cap=g.is_cap
-                )
-                batch.old_logp_BT, batch.is_weight_BT = trainer_old, is_w
-            if ref is not None:
-                batch.ref_logp_BT = learner.logprobs(ref, batch)
+            batch, truncated = _train_batch(cfg, rollouts, table.total)
+            lengths, mask = [len(r.completion_ids) for r in rollouts], batch.mask_BT
+            policy.before_update()  # a colocated engine frees the GPU for the update
+            mismatch = _is_correction(cfg, policy, batch)
+            if policy.ref is not None:
+                batch.ref_logp_BT = learner.logprobs(policy.ref, batch)
 
             def loss_fn(logp, mb, *, entropy_BT, num_seqs, num_tokens):
                 return policy_objective(
@@ -272,8 +186,7 @@ def _run(cfg: RLConfig, *, run_dir=None, model=None, tokenizer=None, log=print, 
             upd: dict[str, float] = {}
             for _ in range(g.mu):
                 upd = learner.update(batch, loss_fn)
-            if colocated:
-                generator.sync_weights(policy_weights())
+            policy.after_update()
             t_update = time.time() - t2
 
             row = {
@@ -289,7 +202,7 @@ def _run(cfg: RLConfig, *, run_dir=None, model=None, tokenizer=None, log=print, 
                 "reward_error_rate": table.error_rate(),
                 "gen_rounds": got.rounds,
                 "reward_errors": table.num_errors,
-                "lr": sched.get_last_lr()[0],
+                "lr": policy.sched.get_last_lr()[0],
                 **upd,
                 **{k: float(v) for k, v in mismatch.items()},
                 "time/generate": t_gen,
@@ -310,7 +223,10 @@ def _run(cfg: RLConfig, *, run_dir=None, model=None, tokenizer=None, log=print, 
             doctor.observe(row)  # warns; raises TrainingStopped when training cannot learn
             if ckpts.due(step + 1, g.steps):
                 ckpts.save(
-                    step + 1, learner, sched, {"cursor": cursor, "order": order, **tracker.state()}
+                    step + 1,
+                    learner,
+                    policy.sched,
+                    {"cursor": cursor, "order": order, **tracker.state()},
                 )
             advance(
                 info=f"reward {row['reward']:.2f} acc {row['accuracy']:.2f} "
@@ -320,12 +236,49 @@ def _run(cfg: RLConfig, *, run_dir=None, model=None, tokenizer=None, log=print, 
     ckpt = run_dir / "checkpoint"  # plain HF directory; LoRA: adapters merged, + ckpt/adapter/
     if not rdist.is_main():
         return RLResult(run_dir, ckpt, history, time.time() - t_start)
-    if lora_model is not None:
-        save_lora_run(lora_model, tokenizer, ckpt)
-    else:
-        model.save_pretrained(ckpt)
-        tokenizer.save_pretrained(ckpt)
+    policy.save(ckpt)
     return RLResult(run_dir, ckpt, history, time.time() - t_start)
+
+
+def _train_batch(cfg: RLConfig, rollouts, scores: list[float]) -> tuple[TrainBatch, torch.Tensor]:
+    """(batch, truncated (B,)) of one step's rollouts: masks, advantages, sampler log-probs."""
+    g = cfg.grpo
+    T = max(1, max(len(r.completion_ids) for r in rollouts))
+    mask = padded([[1.0] * len(r.completion_ids) for r in rollouts], T)
+    truncated = torch.tensor([r.truncated for r in rollouts])
+    if g.mask_truncated:  # DAPO overlong filtering
+        mask = overlong_mask(mask, truncated)
+    adv = rdist.on_global_batch(  # batch-wide statistics span every rank
+        lambda s, m: compute_advantages(
+            g.adv_estimator, s, m, group_size=g.group_size, **g.adv_params
+        ),
+        torch.tensor(scores, dtype=torch.float32),
+        mask,
+    )
+    batch = TrainBatch(
+        prompt_ids=[r.prompt_ids for r in rollouts],
+        completion_ids=[r.completion_ids for r in rollouts],
+        mask_BT=mask,
+        old_logp_BT=padded([r.logprobs for r in rollouts], T),
+        adv_BT=adv,
+    )
+    return batch, truncated
+
+
+def _is_correction(cfg: RLConfig, policy, batch: TrainBatch) -> dict[str, torch.Tensor]:
+    """Sampler/trainer mismatch: with ``grpo.is_correction`` on, the batch's old log-probs become
+    the trainer's and its per-token IS weights are set; returns the mismatch metrics."""
+    g = cfg.grpo
+    if g.is_correction == "off":
+        return {}
+    policy.model.eval()
+    trainer_old = policy.learner.logprobs(policy.model, batch)
+    is_w = IS_CORRECTIONS.get(g.is_correction)(
+        trainer_old, batch.old_logp_BT, batch.mask_BT, cap=g.is_cap
+    )
+    mismatch = mismatch_metrics(trainer_old, batch.old_logp_BT, batch.mask_BT, is_w, cap=g.is_cap)
+    batch.old_logp_BT, batch.is_weight_BT = trainer_old, is_w
+    return mismatch
 
 
 def with_overrides(cfg: RLConfig, **sections) -> RLConfig:

@@ -1,0 +1,121 @@
+"""The policy side of a GRPO run, built once: the trained model (LoRA adapters or full weights),
+the frozen KL reference, the rollout engine and the learner (one process, DDP or FSDP2).
+
+`build_policy` makes the choices a recipe selects - `lora.enabled`, `rollout.engine`, `dist.fsdp`,
+`grpo.beta` - so the loop in `pipelines/grpo.py` reads the same for all of them. The reference
+is a deep copy of the starting weights, or with LoRA the same model with its adapters disabled
+(no second copy). A colocated vLLM engine sleeps during the update and is given the new weights
+after it (`before_update` / `after_update`).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from r1lab.engines.fsdp import DistributedLearner, training_model
+from r1lab.engines.hf import HFGenerator
+from r1lab.engines.hf_learner import HFLearner
+from r1lab.engines.vllm import VLLMGenerator, colocated_device
+from r1lab.models.lora import (
+    AdapterDisabledReference,
+    apply_lora,
+    merged_state_dict,
+    save_lora_run,
+)
+from r1lab.pipelines.rl_config import RLConfig
+
+
+def make_optimizer(model, g) -> tuple[torch.optim.Optimizer, object]:
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=g.lr, weight_decay=g.weight_decay
+    )
+    warm = max(1, g.warmup_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / warm))
+    return opt, sched
+
+
+@dataclass
+class Policy:
+    model: Any  # the trained module the engines sample from (LoRA: adapters injected)
+    tokenizer: Any
+    ref: Any  # None when beta == 0
+    generator: Any  # HFGenerator | VLLMGenerator
+    learner: DistributedLearner
+    sched: Any
+    lora_model: Any = None  # the PeftModel when lora.enabled
+    colocated: bool = False  # a vLLM engine on the learner's GPU
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The policy's tensors under plain Hugging Face names (LoRA: adapters merged)."""
+        if self.lora_model is not None:
+            return merged_state_dict(self.lora_model)
+        return self.model.state_dict()
+
+    def before_update(self) -> None:
+        if self.colocated:
+            self.generator.sleep()
+
+    def after_update(self) -> None:
+        if self.colocated:
+            self.generator.sync_weights(self.weights())
+
+    def save(self, ckpt: Path) -> None:
+        """A plain HF directory; LoRA: adapters merged, plus the adapter alone in ckpt/adapter/."""
+        if self.lora_model is not None:
+            save_lora_run(self.lora_model, self.tokenizer, ckpt)
+        else:
+            self.model.save_pretrained(ckpt)
+            self.tokenizer.save_pretrained(ckpt)
+
+
+def build_policy(cfg: RLConfig, model, tokenizer, run_dir: Path) -> Policy:
+    g = cfg.grpo
+    lora_model = None
+    if cfg.lora.enabled:  # adapters train, base frozen; `model` is the adapter-injected policy
+        lc = cfg.lora
+        lora_model = apply_lora(
+            model, r=lc.r, alpha=lc.alpha, dropout=lc.dropout, target_modules=lc.target_modules
+        )
+        model = lora_model.get_base_model()
+    colocated = cfg.rollout.engine == "vllm"
+    if colocated:  # the learner trains on the GPU vLLM samples on
+        model.to(colocated_device())
+    ref = None
+    if g.beta > 0:  # beta = 0 loads no reference model; LoRA: the base, adapters disabled
+        ref = (
+            AdapterDisabledReference(lora_model)
+            if lora_model is not None
+            else copy.deepcopy(model).eval().requires_grad_(False)
+        )
+    policy = Policy(model, tokenizer, ref, None, None, None, lora_model, colocated)
+    if colocated:
+        policy.generator = VLLMGenerator.from_settings(
+            model,
+            tokenizer,
+            policy.weights(),
+            cfg.rollout,
+            workdir=run_dir / "vllm_engine",
+            seed=cfg.seed,
+        )
+    else:
+        policy.generator = HFGenerator(model, tokenizer, batch_size=cfg.sampling.batch_size)
+    train_model = training_model(model, fsdp=cfg.dist.fsdp)  # `model` itself in one process
+    opt, policy.sched = make_optimizer(train_model, g)
+    learner = HFLearner(
+        train_model,
+        opt,
+        policy.sched,
+        pad_id=policy.generator.pad_id,
+        micro_batch_size=g.micro_batch_size,
+        micro_batch_tokens=g.micro_batch_tokens,
+        gradient_checkpointing=g.gradient_checkpointing,
+        max_grad_norm=g.max_grad_norm,
+        temperature=cfg.sampling.temperature,
+    )
+    policy.learner = DistributedLearner(learner, rollout_model=model)  # plain in one process
+    return policy
