@@ -39,3 +39,31 @@ def test_chat_template_matches_chat_text_and_digits_are_single_tokens(tiny_token
     assert prompt == chat_text("Compute 12 + 7")
     toks = tiny_tokenizer.convert_ids_to_tokens(tiny_tokenizer("4096")["input_ids"])
     assert toks == ["4", "0", "9", "6"]
+
+
+def test_document_packing_keeps_attention_inside_each_document(tiny_model, tiny_tokenizer):
+    import torch
+
+    from r1lab.pipelines.pretrain import packed_batches
+
+    eos = tiny_tokenizer.eos_token_id
+    docs = [tiny_tokenizer(d)["input_ids"] for d in ("Compute 1 + 2. 1 + 2 = 3.", "Compute 4 - 1")]
+    stream = (docs[0] + [eos] + docs[1] + [eos]) * 20
+    x, pos = next(packed_batches(stream, 24, 4, 0, eos_id=eos, packing="documents"))
+    for row, p in zip(x.tolist(), pos.tolist()):
+        assert row[0] in (docs[0][0], docs[1][0])  # every row opens at a document start
+        assert p[0] == 0
+        for t in range(1, len(row)):  # positions restart right after each end-of-text
+            assert p[t] == (0 if row[t - 1] == eos else p[t - 1] + 1)
+    # The packed forward pass the pretraining loop makes (position ids, no mask, no cache) gives
+    # every document the logits it gets alone: transformers really masks across documents.
+    a, b = torch.tensor([docs[0] + [eos]]), torch.tensor([docs[1]])
+    packed = torch.cat([a, b], 1)
+    p = torch.cat([torch.arange(a.shape[1]), torch.arange(b.shape[1])]).unsqueeze(0)
+    tiny_model.eval()
+    with torch.no_grad():
+        joint = tiny_model(input_ids=packed, position_ids=p, use_cache=False).logits
+        alone = tiny_model(input_ids=b).logits
+    assert (joint[:, a.shape[1] :] - alone).abs().max() < 1e-4
+    x, pos = next(packed_batches(stream, 24, 4, 0, packing="stream"))
+    assert pos.tolist() == [list(range(24))] * 4

@@ -1,6 +1,11 @@
 """Stage 0 for the embedded default: pretrain the tiny "V3-Base" analog on the synthetic corpus.
 
 Next-token prediction over packed documents (EOT-separated), AdamW with warm-up and cosine decay.
+With ``packing="documents"`` (the default) every row starts at a document start and position ids
+restart at each document, so attention stays inside a document (as at inference, where a prompt
+starts at position 0 with nothing before it) and no row opens with a document cut off from its
+question; ``packing="stream"`` is plain random windows over the stream with attention across
+documents.
 The result is cached on disk under a hash of the config, so the demo and every test that asks for
 the same base reuse it. The output is a plain Hugging Face directory (safetensors + tokenizer).
 """
@@ -18,11 +23,12 @@ from pathlib import Path
 
 from r1lab.config import save_config, to_dict
 from r1lab.data.corpus import CorpusMix, build_corpus
+from r1lab.errors import ConfigError
 from r1lab.models.tiny import build_model, build_tokenizer, chat_text, num_parameters
 from r1lab.utils.paths import cache_root
 from r1lab.utils.progress import progress_bar
 
-CORPUS_VERSION = 1  # bump when the corpus or the training loop changes what a config produces
+CORPUS_VERSION = 2  # bump when the corpus or the training loop changes what a config produces
 
 
 @dataclass(frozen=True)
@@ -34,12 +40,13 @@ class PretrainConfig:
     vocab_size: int = 1024
     steps: int = 800
     batch_size: int = 32
-    seq_len: int = 128
+    seq_len: int = 144  # the longest corpus document (~140 tokens) fits in one row
     lr: float = 3e-3
     warmup: int = 50
     weight_decay: float = 0.01
     seed: int = 0
     threads: int = 0  # 0 = torch default
+    packing: str = "documents"  # "documents" (per-document attention) or "stream"
     mix: CorpusMix = field(default_factory=CorpusMix)
 
 
@@ -62,16 +69,52 @@ def ensure_base(cfg: PretrainConfig, *, progress: bool = True, log=print) -> Pat
     return pretrain(cfg, out, progress=progress, log=log)
 
 
-def packed_batches(token_stream: list[int], seq_len: int, batch_size: int, seed: int):
-    """Endless (batch_size, seq_len) LongTensors cut at random offsets of the packed stream."""
+def packed_batches(
+    token_stream: list[int],
+    seq_len: int,
+    batch_size: int,
+    seed: int,
+    *,
+    eos_id: int | None = None,
+    packing: str = "stream",
+):
+    """Endless ``(input_ids, position_ids)`` pairs of shape (batch_size, seq_len).
+
+    ``stream``: windows at random offsets of the packed stream, positions 0..seq_len-1.
+    ``documents``: windows start at random document starts (the token after an ``eos_id``) and
+    positions restart at 0 after every ``eos_id``, which transformers turns into a block-diagonal
+    causal mask (per-document attention) when no attention mask is given.
+    """
     import torch
 
+    if packing not in ("stream", "documents"):
+        raise ConfigError(f"pretrain.packing must be 'stream' or 'documents', got {packing!r}")
     data = torch.tensor(token_stream, dtype=torch.long)
     gen = torch.Generator().manual_seed(seed)
     hi = len(data) - seq_len - 1
+    if packing == "documents":
+        if eos_id is None:
+            raise ConfigError("packing='documents' needs the end-of-text token id")
+        starts_all = torch.cat(
+            [torch.zeros(1, dtype=torch.long), (data == eos_id).nonzero()[:, 0] + 1]
+        )
+        starts_all = starts_all[starts_all < hi]
+    idx = torch.arange(seq_len)
     while True:
-        starts = torch.randint(0, hi, (batch_size,), generator=gen)
-        yield torch.stack([data[s : s + seq_len] for s in starts.tolist()])
+        if packing == "documents":
+            pick = torch.randint(0, len(starts_all), (batch_size,), generator=gen)
+            starts = starts_all[pick]
+        else:
+            starts = torch.randint(0, hi, (batch_size,), generator=gen)
+        x = torch.stack([data[s : s + seq_len] for s in starts.tolist()])
+        if packing == "stream":
+            yield x, idx.expand(batch_size, -1)
+            continue
+        doc_start = torch.zeros_like(x, dtype=torch.bool)
+        doc_start[:, 0] = True
+        doc_start[:, 1:] = x[:, :-1] == eos_id
+        first = torch.where(doc_start, idx, torch.zeros_like(idx)).cummax(dim=1).values
+        yield x, idx - first
 
 
 def lr_at(step: int, cfg: PretrainConfig) -> float:
@@ -107,15 +150,23 @@ def pretrain(cfg: PretrainConfig, out: Path, *, progress: bool = True, log=print
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
     )
-    batches = packed_batches(stream, cfg.seq_len, cfg.batch_size, cfg.seed)
+    batches = packed_batches(
+        stream,
+        cfg.seq_len,
+        cfg.batch_size,
+        cfg.seed,
+        eos_id=tok.eos_token_id,
+        packing=cfg.packing,
+    )
     model.train()
     history = []
     with progress_bar("pretrain", cfg.steps, progress) as advance:
         for step in range(cfg.steps):
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
-            x = next(batches)
-            loss = model(input_ids=x, labels=x).loss
+            x, pos = next(batches)
+            # use_cache=False: with a cache transformers ignores the per-document position ids
+            loss = model(input_ids=x, position_ids=pos, labels=x, use_cache=False).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
