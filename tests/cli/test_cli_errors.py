@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from r1lab import cli
 from r1lab.cli import main
 
 
@@ -37,3 +38,18 @@ def test_malformed_data_row(tmp_path, capsys, tiny_model, tiny_tokenizer):
     err = capsys.readouterr().err.strip()
     assert f"{bad}:2: missing 'answer'" in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_overrides_without_a_recipe_keep_the_commands_default_recipe():
+    from r1lab.commands._common import split_recipe
+
+    parser = cli.build_parser()
+    assert split_recipe(parser.parse_args(["demo", "threads=1", "seed=2"])) == (
+        "r1_zero_tiny",
+        ["threads=1", "seed=2"],
+    )
+    assert split_recipe(parser.parse_args(["demo", "dapo_tiny", "seed=2"])) == (
+        "dapo_tiny",
+        ["seed=2"],
+    )
+    assert split_recipe(parser.parse_args(["eval", "k=3"])) == (None, ["k=3"])  # no default
