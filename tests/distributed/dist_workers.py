@@ -108,7 +108,7 @@ def equivalence_worker(rank: int, world: int, store: str, out_path: str) -> None
         if rank == 0:
             torch.save(out, out_path)
     finally:
-        dist.destroy_process_group()
+        rdist.shutdown(completed=False)  # destroy, then let gloo's workers finish (no SIGABRT)
 
 
 def rank_failure_worker(rank: int, world: int, store: str, out_dir: str, model_dir: str) -> None:
@@ -122,6 +122,7 @@ def rank_failure_worker(rank: int, world: int, store: str, out_dir: str, model_d
     from r1lab.pipelines import grpo
     from r1lab.pipelines.rl_config import RLConfig
     from r1lab.rewards import REWARDS, RewardResult
+    from r1lab.utils import dist as rdist
 
     if "fails_on_rank1" not in REWARDS:
 
@@ -159,5 +160,5 @@ def rank_failure_worker(rank: int, world: int, store: str, out_dir: str, model_d
     except Exception as exc:  # noqa: BLE001 - the test reads what each rank raised
         result = f"{type(exc).__name__}: {exc}"
     finally:
-        dist.destroy_process_group()
+        rdist.shutdown(completed=False)  # destroy, then let gloo's workers finish (no SIGABRT)
     Path(out_dir, f"rank{rank}.txt").write_text(result)

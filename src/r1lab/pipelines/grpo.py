@@ -69,10 +69,14 @@ def run(cfg: RLConfig, **kwargs) -> RLResult:
     ``dist.fsdp``): each generates its share of the step's prompt groups, rank 0 writes files."""
     owns_group = rdist.init_from_env(cfg.dist.backend, cfg.dist.timeout_s)
     try:
-        return _run(cfg, **kwargs)
-    finally:
+        result = _run(cfg, **kwargs)
+    except BaseException:
         if owns_group:
-            rdist.shutdown()
+            rdist.shutdown(completed=False)
+        raise
+    if owns_group:
+        rdist.shutdown()  # every rank finished: they meet in a barrier first (see shutdown)
+    return result
 
 
 def _run(cfg: RLConfig, *, run_dir=None, model=None, tokenizer=None, log=print, resume=None):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -61,9 +62,32 @@ def init_from_env(backend: str = "auto", timeout_s: int = 600) -> bool:
     return True
 
 
-def shutdown() -> None:
-    if is_initialized():
-        dist.destroy_process_group()
+def shutdown(*, completed: bool = True) -> None:
+    """Leave the process group. `completed`: every rank got here after the same last
+    collective (the normal end of a run), so they first meet in a barrier.
+
+    Why a rank could abort at exit ("terminate called without an active exception", SIGABRT, no
+    traceback): gloo runs each collective on a worker thread, which destroys the collective's
+    `Work` when it is done. The `Work` of an ``all_gather_object`` holds tensors that Python
+    created, and dropping them needs the GIL. ``destroy_process_group`` does not stop gloo's
+    threads (C++ still references the group), so a rank that reaches interpreter shutdown a few
+    milliseconds after its last collective (a non-main rank: it has no files to write) can leave
+    a worker waiting for the GIL during finalization; CPython then ends that thread with a
+    forced unwind through the destructor: ``std::terminate``. The barrier puts every rank at
+    the end together; the pause after it releases the GIL so the workers finish dropping the
+    last works (a barrier's `Work` keeps the works it waited on) while the interpreter is alive.
+    After a failure (`completed` False) the ranks may stand at different collectives: no
+    barrier, a failing rank must not wait for one the others never reach.
+    """
+    if not is_initialized():
+        return
+    if completed:
+        dist.barrier()
+    dist.destroy_process_group()
+    time.sleep(_DRAIN_S)  # GIL released: gloo's workers drop their last works (see above)
+
+
+_DRAIN_S = 0.2
 
 
 def device() -> torch.device:
