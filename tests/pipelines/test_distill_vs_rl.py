@@ -83,7 +83,7 @@ def test_both_arms_side_by_side_with_budgets_and_resume(bases, tmp_path):
     assert a["sequences"] == 7  # 1 of the 8 traces is held out for the SFT eval loss
     assert a["optimizer_steps"] >= 1 and a["trained_tokens"] > 0
     assert rl5["grpo"]["steps"] == math.ceil(a["sequences"] / 4) == b["optimizer_steps"]
-    assert b["sequences"] == 4 * b["optimizer_steps"] and b["wall_seconds"] > 0
+    assert b["sequences"] == 4 * b["optimizer_steps"] and b["wall_seconds"] >= 0  # rounded to 0.1 s
     assert "budget" in (run / "report.md").read_text()
 
     logs: list[str] = []

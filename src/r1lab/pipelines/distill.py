@@ -19,7 +19,13 @@ from r1lab.errors import ConfigError
 from r1lab.pipelines import rejection_sampling, sft
 from r1lab.pipelines.common import task_examples
 from r1lab.pipelines.distill_config import DistillConfig
-from r1lab.pipelines.r1_common import evaluate_checkpoint, open_run_dir, print_table, run_stage
+from r1lab.pipelines.r1_common import (
+    evaluate_checkpoint,
+    open_run_dir,
+    print_table,
+    run_stage,
+    with_eval,
+)
 from r1lab.pipelines.rs_config import RSConfig
 from r1lab.pipelines.sft_config import SFTConfig, SFTDataConfig
 
@@ -115,23 +121,20 @@ def run(cfg: DistillConfig, log=print) -> DistillResult:
     test = task_examples(cfg.data, "test")
     stop = cfg.sample.sampling.stop
 
-    def evaluated(body):
-        def stage(sdir: Path) -> dict:
-            t = time.time()
-            info = body(sdir)
-            info["eval"] = evaluate_checkpoint(
-                info["checkpoint"],
-                test,
-                template=cfg.data.template,
-                ecfg=cfg.eval,
-                stop=stop,
-                out_path=sdir / "eval.jsonl",
-                seed=cfg.seed,
-                progress=cfg.progress,
-            )
-            return {**info, "seconds": round(time.time() - t, 1)}
+    def evaluate(ckpt: str, sdir: Path) -> dict:
+        return evaluate_checkpoint(
+            ckpt,
+            test,
+            template=cfg.data.template,
+            ecfg=cfg.eval,
+            stop=stop,
+            out_path=sdir / "eval.jsonl",
+            seed=cfg.seed,
+            progress=cfg.progress,
+        )
 
-        return stage
+    def evaluated(body):
+        return with_eval(body, evaluate)
 
     done: dict[str, dict] = {}
     done["student base"] = run_stage(

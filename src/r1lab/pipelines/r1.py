@@ -35,6 +35,7 @@ from r1lab.pipelines.r1_common import (
     open_run_dir,
     print_table,
     run_stage,
+    with_eval,
     write_jsonl,
 )
 from r1lab.pipelines.r1_config import STAGES, R1Config
@@ -246,18 +247,14 @@ def run(cfg: R1Config, log=print) -> R1Result:
     general = general_examples(cfg.general.eval_n, cfg.seed + 7) if cfg.general.eval_n else []
     rm = stage4.resolve_reward_model(cfg, base, log) if stage4.uses_rm(cfg) else None
 
-    def with_eval(body):
-        def stage(sdir: Path) -> dict:
-            t = time.time()
-            info = body(sdir)
-            info["eval"] = evaluate_stage(cfg, info["checkpoint"], sdir, test, general, rm)
-            return {**info, "seconds": round(time.time() - t, 1)}
-
-        return stage
+    def evaluated(body):
+        return with_eval(
+            body, lambda ckpt, sdir: evaluate_stage(cfg, ckpt, sdir, test, general, rm)
+        )
 
     done: dict[str, dict] = {}
     done["base"] = run_stage(
-        run_dir / "0_base", "base", with_eval(lambda s: {"checkpoint": base}), log
+        run_dir / "0_base", "base", evaluated(lambda s: {"checkpoint": base}), log
     )
     bodies = {
         "cold_start": lambda s: cold_start(cfg, base, s, log),
@@ -270,7 +267,7 @@ def run(cfg: R1Config, log=print) -> R1Result:
         "all_rl": lambda s: all_rl(cfg, done["rejection_sft"]["checkpoint"], s, rm, log),
     }
     for i, name in enumerate(cfg.stages, 1):
-        done[name] = run_stage(run_dir / f"{i}_{name}", name, with_eval(bodies[name]), log)
+        done[name] = run_stage(run_dir / f"{i}_{name}", name, evaluated(bodies[name]), log)
     return _report(cfg, run_dir, done, time.time() - t0, rm)
 
 

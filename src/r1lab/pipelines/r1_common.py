@@ -8,6 +8,7 @@ of the same run directory skips it and reuses its checkpoint and evaluation.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,19 @@ def run_stage(stage_dir: Path, name: str, body: Callable[[Path], dict], log=prin
     stage_dir.mkdir(parents=True, exist_ok=True)
     log(f"[{name}] starting in {stage_dir}")
     return mark_done(stage_dir, body(stage_dir))
+
+
+def with_eval(body: Callable[[Path], dict], evaluate: Callable[[str, Path], dict]):
+    """A stage body whose result also gets ``eval`` = ``evaluate(checkpoint, stage_dir)`` and the
+    stage's ``seconds`` (the body returns at least ``{"checkpoint": DIR}``)."""
+
+    def stage(sdir: Path) -> dict:
+        t = time.time()
+        info = body(sdir)
+        info["eval"] = evaluate(info["checkpoint"], sdir)
+        return {**info, "seconds": round(time.time() - t, 1)}
+
+    return stage
 
 
 def write_jsonl(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
