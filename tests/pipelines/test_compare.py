@@ -75,6 +75,13 @@ def test_tail_mean_and_heldout_points():
         {"step": 0, "elapsed": 0.0, "heldout_pass@1": 0.1},
         {"step": 20, "elapsed": 12.5, "heldout_pass@1": 0.4},
     ]
+    rows[9] |= {"heldout_pass@1": 0.25, "elapsed": 6.0}  # eval.every=10: after step 10
+    rows[19] |= {"heldout_pass@1": 0.4, "elapsed": 12.0}  # the last step: the final evaluation
+    assert compare.heldout_points(run) == [
+        {"step": 0, "elapsed": 0.0, "heldout_pass@1": 0.1},
+        {"step": 10, "elapsed": 6.0, "heldout_pass@1": 0.25},
+        {"step": 20, "elapsed": 12.5, "heldout_pass@1": 0.4},
+    ]
 
 
 def test_recipes_must_share_seed_and_budget(tmp_path):

@@ -153,3 +153,19 @@ def char_tokenizer():
         "{% if add_generation_prompt %}[assistant] {% endif %}"
     )
     return tok
+
+
+def test_periodic_heldout_evaluation_lands_in_the_metrics(tmp_path, tiny_model, tiny_tokenizer):
+    cfg = cfg_for(
+        tmp_path, "grpo.steps=4", "eval.every=2", "eval.k=2", "eval.max_new_tokens=6",
+        "data.n_test=3", "grpo.beta=0.0",
+    )  # fmt: skip
+    res = grpo.run(cfg, model=tiny_model, tokenizer=tiny_tokenizer, log=lambda *_: None)
+    rows = [json.loads(line) for line in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [("heldout_pass@1" in r) for r in rows] == [False, True, False, True]
+    for r in rows[1::2]:
+        assert 0.0 <= r["heldout_pass@1"] <= 1.0 and 0.0 <= r["heldout_format_rate"] <= 1.0
+        assert "heldout_cons@2" in r
+    for step in (2, 4):
+        lines = (res.run_dir / "heldout" / f"step-{step:06d}.jsonl").read_text().splitlines()
+        assert len(lines) == 3 * 2  # every held-out problem x k samples

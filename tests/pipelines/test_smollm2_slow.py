@@ -14,7 +14,7 @@ def test_two_grpo_steps_and_a_short_eval_on_smollm2(tmp_path):
     from r1lab.config import load_config
     from r1lab.models.fetch import fetch_model
     from r1lab.pipelines.common import load_model, task_examples
-    from r1lab.pipelines.demo import evaluate_model
+    from r1lab.pipelines.heldout import evaluate_model
     from r1lab.pipelines.rl_config import RLConfig
 
     model_dir = fetch_model("smollm2")

@@ -31,7 +31,7 @@ from r1lab.doctor import DoctorReport, TrainingStopped
 from r1lab.errors import ConfigError
 from r1lab.pipelines import grpo
 from r1lab.pipelines.common import load_model, make_run_dir, task_examples
-from r1lab.pipelines.demo import evaluate_model
+from r1lab.pipelines.heldout import evaluate_model
 from r1lab.pipelines.rl_config import RLConfig
 from r1lab.pipelines.rollouts import DynamicSamplingExhausted
 from r1lab.rewards.combine import RewardErrorRateExceeded
@@ -206,12 +206,23 @@ def _settings(cfg: RLConfig, test) -> dict[str, Any]:
 
 
 def heldout_points(run: RecipeRun) -> list[dict[str, float]]:
-    """Held-out pass@1 as curve points: at step 0 / second 0, and after the last step."""
+    """Held-out pass@1 as curve points: at step 0 / second 0, after every ``eval.every`` steps
+    (the rows that carry ``heldout_pass@1``), and after the last step."""
     last_step = run.rows[-1]["step"] + 1 if run.rows else 0
-    return [
-        {"step": 0, "elapsed": 0.0, "heldout_pass@1": run.base["pass@1"]},
-        {"step": last_step, "elapsed": run.rl_seconds, "heldout_pass@1": run.final["pass@1"]},
-    ]
+    points = [{"step": 0, "elapsed": 0.0, "heldout_pass@1": run.base["pass@1"]}]
+    for r in run.rows:
+        if "heldout_pass@1" in r and r["step"] + 1 < last_step:
+            points.append(
+                {
+                    "step": r["step"] + 1,
+                    "elapsed": r["elapsed"],
+                    "heldout_pass@1": r["heldout_pass@1"],
+                }
+            )
+    points.append(
+        {"step": last_step, "elapsed": run.rl_seconds, "heldout_pass@1": run.final["pass@1"]}
+    )
+    return points
 
 
 def tail_mean(rows: Sequence[dict[str, Any]], key: str, frac: float = 0.1) -> float:

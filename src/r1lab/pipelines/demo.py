@@ -10,38 +10,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from r1lab.engines.hf import HFGenerator
 from r1lab.eval.report import plot_training_curves, write_report
-from r1lab.eval.runner import evaluate
 from r1lab.pipelines import grpo
-from r1lab.pipelines.common import load_model, make_run_dir, prompts_for, task_examples
+from r1lab.pipelines.common import load_model, make_run_dir, task_examples
+from r1lab.pipelines.heldout import evaluate_model
 from r1lab.pipelines.rl_config import RLConfig
-from r1lab.types import SamplingParams
-
-
-def eval_sampling(cfg: RLConfig, seed: int) -> SamplingParams:
-    return SamplingParams(
-        temperature=cfg.eval.temperature,
-        top_p=cfg.eval.top_p,
-        max_new_tokens=cfg.eval.max_new_tokens,
-        stop=cfg.sampling.stop,
-        seed=seed,
-    )
-
-
-def evaluate_model(cfg: RLConfig, model, tokenizer, examples, out_path: Path, seed: int):
-    gen = HFGenerator(model, tokenizer, batch_size=cfg.sampling.batch_size)
-    return evaluate(
-        gen,
-        examples,
-        prompts=prompts_for(examples, cfg.data.template, tokenizer),
-        k=cfg.eval.k,
-        sampling=eval_sampling(cfg, seed),
-        reward_spec=cfg.rewards,
-        format_reward=cfg.eval.format_reward,
-        out_path=out_path,
-        progress=cfg.progress,
-    )
 
 
 def run(cfg: RLConfig, log=print) -> dict:

@@ -34,6 +34,7 @@ from r1lab.pipelines.common import (
     task_examples,
 )
 from r1lab.pipelines.grpo_policy import build_policy
+from r1lab.pipelines.heldout import evaluate_model
 from r1lab.pipelines.rl_config import RLConfig
 from r1lab.pipelines.rollouts import collect_step
 from r1lab.rewards.combine import check_error_rate, check_spec
@@ -215,6 +216,8 @@ def _run(cfg: RLConfig, *, run_dir=None, model=None, tokenizer=None, log=print, 
                 "elapsed": time.time() - t_start,
             }
             row = rdist.reduce_rows(row)  # the same row on every rank (so the same doctor verdict)
+            if cfg.eval.every and (step + 1) % cfg.eval.every == 0 and rdist.is_main():
+                row |= _heldout(cfg, policy, run_dir, step + 1)
             history.append(row)
             tracker.metric(row)
             tracker.samples(
@@ -283,6 +286,20 @@ def _is_correction(cfg: RLConfig, policy, batch: TrainBatch) -> dict[str, torch.
     mismatch = mismatch_metrics(trainer_old, batch.old_logp_BT, batch.mask_BT, is_w, cap=g.is_cap)
     batch.old_logp_BT, batch.is_weight_BT = trainer_old, is_w
     return mismatch
+
+
+def _heldout(cfg: RLConfig, policy, run_dir: Path, steps_done: int) -> dict[str, float]:
+    """Held-out pass@1, cons@k and format rate of the current policy (``eval.every``)."""
+    test = task_examples(cfg.data, "test")
+    out = run_dir / "heldout" / f"step-{steps_done:06d}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    m = evaluate_model(cfg, policy.model, policy.tokenizer, test, out, cfg.seed).metrics
+    k = cfg.eval.k
+    return {
+        "heldout_pass@1": m["pass@1"],
+        f"heldout_cons@{k}": m[f"cons@{k}"],
+        "heldout_format_rate": m["format_rate"],
+    }
 
 
 def with_overrides(cfg: RLConfig, **sections) -> RLConfig:

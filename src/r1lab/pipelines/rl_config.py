@@ -141,6 +141,7 @@ class EvalConfig:
     top_p: float = 0.95
     max_new_tokens: int = 64
     format_reward: str = "format"
+    every: int = 0  # RL: held-out evaluation every N steps (metrics heldout_*); 0 = none
 
 
 def _default_rewards() -> tuple[RewardComponent, ...]:
