@@ -15,7 +15,7 @@ chunk of tokens at a time (`completion_logprobs`), so B x T x V logits never exi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -42,46 +42,29 @@ class TrainBatch:
         """The rows ``idx`` (in that order), with T cut to their longest completion."""
         T = max(1, max(len(self.completion_ids[i]) for i in idx))
         at = torch.tensor(idx, dtype=torch.long)
-
-        def cut(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.index_select(0, at)[:, :T]
-
-        return TrainBatch(
+        return replace(
+            self,
             prompt_ids=[self.prompt_ids[i] for i in idx],
             completion_ids=[self.completion_ids[i] for i in idx],
-            mask_BT=cut(self.mask_BT),
-            old_logp_BT=cut(self.old_logp_BT),
-            adv_BT=cut(self.adv_BT),
-            ref_logp_BT=cut(self.ref_logp_BT),
-            is_weight_BT=cut(self.is_weight_BT),
+            **{
+                name: None if t is None else t.index_select(0, at)[:, :T]
+                for name, t in self._tensors()
+            },
         )
+
+    def rows(self, start: int, end: int) -> TrainBatch:
+        """Rows ``start:end`` (a contiguous `select`)."""
+        return self.select(list(range(start, min(end, len(self)))))
 
     def to(self, device: torch.device) -> TrainBatch:
         """The same batch with its tensors on ``device`` (the model's, for the loss)."""
-        moved = {
-            name: None if t is None else t.to(device)
-            for name, t in (
-                ("mask_BT", self.mask_BT),
-                ("old_logp_BT", self.old_logp_BT),
-                ("adv_BT", self.adv_BT),
-                ("ref_logp_BT", self.ref_logp_BT),
-                ("is_weight_BT", self.is_weight_BT),
-            )
-        }
-        return TrainBatch(self.prompt_ids, self.completion_ids, **moved)
-
-    def rows(self, start: int, end: int) -> TrainBatch:
-        T = max(1, max(len(c) for c in self.completion_ids[start:end]))
-        cut = slice(start, end)
-        return TrainBatch(
-            prompt_ids=self.prompt_ids[cut],
-            completion_ids=self.completion_ids[cut],
-            mask_BT=self.mask_BT[cut, :T],
-            old_logp_BT=self.old_logp_BT[cut, :T],
-            adv_BT=self.adv_BT[cut, :T],
-            ref_logp_BT=None if self.ref_logp_BT is None else self.ref_logp_BT[cut, :T],
-            is_weight_BT=None if self.is_weight_BT is None else self.is_weight_BT[cut, :T],
+        return replace(
+            self, **{name: None if t is None else t.to(device) for name, t in self._tensors()}
         )
+
+    def _tensors(self) -> list[tuple[str, torch.Tensor | None]]:
+        """Every (B, T) tensor field: a new field added to the dataclass is carried along."""
+        return [(f.name, getattr(self, f.name)) for f in fields(self) if f.name.endswith("_BT")]
 
 
 def padded(rows: list[list[float]], T: int) -> torch.Tensor:
