@@ -17,6 +17,7 @@ import json
 import os
 import resource
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -283,3 +284,18 @@ class StepClock:
 
 def print_figures(figures: dict) -> None:
     print(json.dumps(figures))
+
+
+def main(run, description: str) -> None:
+    """The command line both sides share: workload flags, threads, a workdir (kept when given,
+    else a temporary one), then ``run(args, workdir)``'s figures as one JSON line."""
+    ap = argparse.ArgumentParser(description=description)
+    add_workload_args(ap)
+    args = resolve(ap.parse_args())
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.workdir:
+        print_figures(run(args, Path(args.workdir)))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        print_figures(run(args, Path(tmp)))

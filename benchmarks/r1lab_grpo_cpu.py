@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import tempfile
 import time
 from pathlib import Path
 
@@ -124,19 +123,5 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    wl.add_workload_args(ap)
-    args = wl.resolve(ap.parse_args())
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.workdir:
-        figures = run(args, Path(args.workdir))
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            figures = run(args, Path(tmp))
-    wl.print_figures(figures)
-
-
 if __name__ == "__main__":
-    main()
+    wl.main(run, __doc__.splitlines()[0])

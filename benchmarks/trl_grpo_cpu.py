@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -149,19 +148,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    wl.add_workload_args(ap)
-    args = wl.resolve(ap.parse_args())
-    if args.threads:
-        torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     logging.getLogger("transformers").setLevel(logging.ERROR)
-    if args.workdir:
-        figures = run(args, Path(args.workdir))
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            figures = run(args, Path(tmp))
-    wl.print_figures(figures)
+    wl.main(run, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":
