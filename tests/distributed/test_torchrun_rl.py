@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from r1lab.utils.jsonl import read_jsonl
 
@@ -19,7 +18,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "pipelines"))
 import dist_workers as W  # noqa: E402
-from test_grpo import char_tokenizer  # noqa: E402
+from test_grpo import char_tokenizer, plain_qwen2  # noqa: E402
 
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 
@@ -30,17 +29,7 @@ def model_dir(tmp_path_factory) -> Path:
     tok = char_tokenizer()
     tok.save_pretrained(d)
     torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    Qwen2ForCausalLM(cfg).save_pretrained(d)
+    plain_qwen2(tok, layers=2).save_pretrained(d)
     return d
 
 

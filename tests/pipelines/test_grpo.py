@@ -95,17 +95,7 @@ def test_rl_cli_on_a_plain_transformers_directory(tmp_path, tiny_tokenizer):
     model_dir = tmp_path / "plain"
     tok = char_tokenizer()
     tok.save_pretrained(model_dir)
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    Qwen2ForCausalLM(cfg).save_pretrained(model_dir)
+    plain_qwen2(tok).save_pretrained(model_dir)
     code = main(
         [
             "rl",
@@ -128,6 +118,21 @@ def test_rl_cli_on_a_plain_transformers_directory(tmp_path, tiny_tokenizer):
     cfg_text = (tmp_path / "cli" / "config.yaml").read_text()
     assert str(model_dir) in cfg_text
     assert samples[0]["question"].startswith("Compute")
+
+
+def plain_qwen2(tok, layers: int = 1):
+    """A random plain-transformers Qwen2 (GQA: 2 heads, 1 KV head) sized to ``tok``."""
+    cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    return Qwen2ForCausalLM(cfg)
 
 
 def char_tokenizer():

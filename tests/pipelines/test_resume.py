@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers import Qwen2ForCausalLM
 
 from r1lab.cli import main
 from r1lab.utils.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from r1lab.utils.jsonl import read_jsonl
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_grpo import char_tokenizer  # noqa: E402
+from test_grpo import char_tokenizer, plain_qwen2  # noqa: E402
 
 TIMING = ("time/", "elapsed", "tokens_per_second")
 
@@ -33,17 +33,7 @@ def model_dir(tmp_path_factory) -> Path:
     tok = char_tokenizer()
     tok.save_pretrained(d)
     torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    model = Qwen2ForCausalLM(cfg)
+    model = plain_qwen2(tok)
     # lowercase letters end a completion too: lengths (and the length reward) vary
     letters = [tok.convert_tokens_to_ids(ch) for ch in "abcdefghijklmnopqrstuvwxyz"]
     model.generation_config.eos_token_id = [tok.eos_token_id, *letters]
