@@ -8,7 +8,8 @@ What it does: sets up TRL's own environment (``benchmarks/setup_trl.sh`` -> ``be
 TRL is never a dependency of r1lab), builds each configuration's initial model once
 (``save_pretrained`` + ``tokenizer.json``), then runs r1lab's side (``r1lab_grpo_cpu.py``, this
 venv) and TRL's side (``trl_grpo_cpu.py``, ``.venv-trl``) as subprocesses, alternating
-A B A B, ``--rounds`` times each, and measures the large-GEMM FLOP rate of ``torch.matmul``.
+A B A B, ``--rounds`` times each, and measures the large-GEMM FLOP rate of the faster of
+``torch.matmul`` (MKL) and oneDNN (both ship in the PyTorch wheel; `grpo_workload.gemm_rates`).
 
 Figures per configuration and side (medians over rounds of each run's median step):
 ``step_s_median``, ``gen_tokens_per_s``, ``peak_rss_mib``, ``other_procs_cores`` (CPU used by other
@@ -118,7 +119,8 @@ def main() -> None:
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    gemm = wl.gemm_flops_per_s()
+    gemm_by_kernel = wl.gemm_rates()
+    gemm = max(gemm_by_kernel.values())
     tmp = None if a.workdir else tempfile.TemporaryDirectory()
     root = Path(a.workdir or tmp.name)
     result: dict = {
@@ -130,6 +132,7 @@ def main() -> None:
         "rounds": a.rounds,
         "steps_timed": a.steps,
         "gemm_flops_per_s": gemm,
+        "gemm_flops_per_s_by_kernel": gemm_by_kernel,
         "configs": {},
         "runs": {},
     }

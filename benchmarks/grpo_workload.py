@@ -203,16 +203,28 @@ def flops_per_step(args: argparse.Namespace) -> float:
     return float(gen + fwd + 3 * fwd)  # ref forward + policy forward + backward (2x)
 
 
-def gemm_flops_per_s(n: int = 2048, repeats: int = 5) -> float:
-    """Measured large-GEMM rate of torch.matmul (float32, n x n x n), best of ``repeats``."""
+def gemm_rates(n: int = 2048, repeats: int = 5) -> dict[str, float]:
+    """Measured float32 n x n x n GEMM rates (FLOP/s, best of ``repeats``) of the two kernels a
+    PyTorch CPU wheel carries: ``torch.matmul`` (MKL on x86) and oneDNN
+    (``torch.ops.mkldnn._linear_pointwise``, when present). On AMD CPUs MKL runs AVX2 code and
+    oneDNN AVX-512, so the two differ about 2x; the machine's roofline is the faster one.
+    """
     a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.matmul(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
+    kernels = {"torch_matmul": lambda: torch.matmul(a, b)}
+    mkldnn = getattr(torch.ops, "mkldnn", None)
+    if getattr(mkldnn, "_linear_pointwise", None) is not None:
+        bt = b.t().contiguous()
+        kernels["onednn"] = lambda: torch.ops.mkldnn._linear_pointwise(a, bt, None, "none", [], "")
+    rates = {}
+    for name, fn in kernels.items():
+        fn()
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        rates[name] = 2 * n**3 / best
+    return rates
 
 
 # ---- timing and the JSON figures -------------------------------------------------------------

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import torch
 
+from r1lab.engines import cpu_kernels, cpu_malloc
 from r1lab.engines.kv_decode import KVDecoder, supports_kv_decode
 from r1lab.engines.shared_prompt import cache_kwarg, shared_prompt_hidden
 from r1lab.types import Rollout, SamplingParams
@@ -58,6 +59,8 @@ class HFGenerator:
 
     def __init__(self, model, tokenizer, *, batch_size: int = 64, device: str | None = None):
         self.model = model
+        cpu_kernels.enable(model)
+        cpu_malloc.keep_freed_memory()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.device = device or next(model.parameters()).device

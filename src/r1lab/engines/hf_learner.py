@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 from r1lab.algo import batch_normalizers
+from r1lab.engines import cpu_kernels, cpu_malloc
 from r1lab.engines.hf import completion_logprobs
 
 
@@ -126,6 +127,8 @@ class HFLearner:
         temperature: float = 1.0,
     ) -> None:
         self.model = model
+        cpu_kernels.enable(model)
+        cpu_malloc.keep_freed_memory()
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.pad_id = pad_id
@@ -156,6 +159,7 @@ class HFLearner:
         """Log-probs (B, T) of the batch's completions under `model` (e.g. the reference)."""
         T = batch.mask_BT.size(1)
         out = torch.zeros_like(batch.mask_BT)
+        cpu_kernels.enable(model)
         for idx in self._micro_batches(batch):
             mb = batch.select(idx)
             logp, _ = completion_logprobs(

@@ -22,8 +22,9 @@ training forward: no autograd, no dropout.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from r1lab.engines.cpu_kernels import PLAIN_LINEARS, linear
 
 _TYPES = ("qwen2", "llama")
 
@@ -40,12 +41,12 @@ def supports_kv_decode(model) -> bool:
     if any(t != "full_attention" for t in (getattr(cfg, "layer_types", None) or ())):
         return False
     decoder, head = getattr(model, "model", None), getattr(model, "lm_head", None)
-    if decoder is None or type(head) is not nn.Linear:
+    if decoder is None or type(head) not in PLAIN_LINEARS:
         return False
     for layer in getattr(decoder, "layers", ()):
         a, m = layer.self_attn, layer.mlp
         linears = (a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj)
-        if any(type(x) is not nn.Linear for x in linears):
+        if any(type(x) not in PLAIN_LINEARS for x in linears):
             return False
     return hasattr(decoder, "rotary_emb") and hasattr(decoder, "embed_tokens")
 
@@ -176,7 +177,7 @@ class KVDecoder:
         for i, (ln1, w_qkv, b_qkv, o_proj, scale, ln2, w_gu, b_gu, act, down, inter) in enumerate(
             self.layers
         ):
-            qkv = F.linear(ln1(x), w_qkv, b_qkv)
+            qkv = linear(ln1(x), w_qkv, b_qkv)
             q = qkv[..., :nq].view(U, S, self.nh, self.hd).transpose(1, 2)
             k = _rope(
                 qkv[..., nq : nq + nk].view(U, S, self.nkv, self.hd).transpose(1, 2), cos, sin
@@ -192,7 +193,7 @@ class KVDecoder:
                 keys, values = k, v
             att = _attention(_rope(q, cos, sin), keys, values, bias, scale)
             x = x + o_proj(att.transpose(1, 2).reshape(U, S, nq))
-            gu = F.linear(ln2(x), w_gu, b_gu)
+            gu = linear(ln2(x), w_gu, b_gu)
             x = x + down(act(gu[..., :inter]) * gu[..., inter:])
         h = self.dec.norm(x[:, -1])
         return self.model.lm_head(h).float()

@@ -105,6 +105,8 @@ def load_causal_lm(path_or_id: str, *, dtype: str = "float32", device: str = "cp
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from r1lab.engines import cpu_kernels
+
     torch_dtype = _torch_dtype(dtype)
     try:
         torch_device = torch.device(device)
@@ -131,6 +133,7 @@ def load_causal_lm(path_or_id: str, *, dtype: str = "float32", device: str = "cp
         gen.pad_token_id = tokenizer.pad_token_id
     model.to(torch_device)
     model.eval()
+    cpu_kernels.enable(model)
     return model, tokenizer
 
 
