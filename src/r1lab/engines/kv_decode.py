@@ -22,6 +22,7 @@ training forward: no autograd, no dropout.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from r1lab.engines.cpu_kernels import PLAIN_LINEARS, linear
@@ -65,13 +66,28 @@ def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor
     return x * cos + rot * sin
 
 
+_FUSABLE_NORMS = ("Qwen2RMSNorm", "LlamaRMSNorm")
+
+
+def _norm(module: nn.Module):
+    """The module's RMSNorm as one ``F.rms_norm`` call (equal values in float32: x * rsqrt(mean
+    x^2 + eps) * w) for the known classes; other norms run as they are."""
+    eps = getattr(module, "variance_epsilon", None)
+    if type(module).__name__ not in _FUSABLE_NORMS or not isinstance(eps, float):
+        return module
+    w = module.weight
+    if w.dtype is not torch.float32:
+        return module
+    return lambda x: F.rms_norm(x, w.shape, w, eps) if x.dtype is torch.float32 else module(x)
+
+
 def _attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float
 ) -> torch.Tensor:
     """softmax(q k^T * scale + bias) v, as batched matmuls (for these tiny shapes on CPU this is
     faster than `scaled_dot_product_attention`'s masked path).
 
-    Shapes: q (B, nh, S, hd); k, v (B, nkv, K, hd); bias (B, 1, S, K) 0 / -inf -> (B, nh, S, hd)
+    Shapes: q (B, nh, S, hd); k, v (B, nkv, K, hd); bias (B * nh, S, K) 0 / -inf -> (B, nh, S, hd)
     """
     B, nh, S, hd = q.shape
     nkv, K = k.size(1), k.size(2)
@@ -79,7 +95,7 @@ def _attention(
         k = k.repeat_interleave(nh // nkv, dim=1)
         v = v.repeat_interleave(nh // nkv, dim=1)
     scores = torch.baddbmm(
-        bias.expand(B, nh, S, K).reshape(B * nh, S, K),
+        bias,
         q.reshape(B * nh, S, hd),
         k.reshape(B * nh, K, hd).transpose(1, 2),
         alpha=scale,
@@ -117,12 +133,12 @@ class KVDecoder:
             a, m = layer.self_attn, layer.mlp
             self.layers.append(
                 (
-                    layer.input_layernorm,
+                    _norm(layer.input_layernorm),
                     torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
                     _cat_bias(a.q_proj, a.k_proj, a.v_proj),
                     a.o_proj,
                     a.scaling,
-                    layer.post_attention_layernorm,
+                    _norm(layer.post_attention_layernorm),
                     torch.cat([m.gate_proj.weight, m.up_proj.weight]),
                     _cat_bias(m.gate_proj, m.up_proj),
                     m.act_fn,
@@ -130,6 +146,7 @@ class KVDecoder:
                     m.gate_proj.out_features,
                 )
             )
+        self.final_norm = _norm(dec.norm)
         shape = (B, self.nkv, K, self.hd)
         self.k = [torch.zeros(shape, dtype=dtype, device=dev) for _ in dec.layers]
         self.v = [torch.zeros(shape, dtype=dtype, device=dev) for _ in dec.layers]
@@ -173,15 +190,16 @@ class KVDecoder:
         bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(
             ~mask, float("-inf")
         )  # (U, 1, S, end)
+        bias = bias.expand(U, self.nh, S, end).reshape(U * self.nh, S, end)
         nq, nk = self.nh * self.hd, self.nkv * self.hd
+        nqk = self.nh + self.nkv
         for i, (ln1, w_qkv, b_qkv, o_proj, scale, ln2, w_gu, b_gu, act, down, inter) in enumerate(
             self.layers
         ):
             qkv = linear(ln1(x), w_qkv, b_qkv)
-            q = qkv[..., :nq].view(U, S, self.nh, self.hd).transpose(1, 2)
-            k = _rope(
-                qkv[..., nq : nq + nk].view(U, S, self.nkv, self.hd).transpose(1, 2), cos, sin
-            )
+            # one rotary pass over the q and k heads together
+            qk = _rope(qkv[..., : nq + nk].view(U, S, nqk, self.hd).transpose(1, 2), cos, sin)
+            q, k = qk[:, : self.nh], qk[:, self.nh :]
             v = qkv[..., nq + nk :].view(U, S, self.nkv, self.hd).transpose(1, 2)
             if expand_B is None:
                 self.k[i][:, :, start:end] = k
@@ -191,9 +209,9 @@ class KVDecoder:
                 self.k[i][:, :, start:end] = k.index_select(0, expand_B)
                 self.v[i][:, :, start:end] = v.index_select(0, expand_B)
                 keys, values = k, v
-            att = _attention(_rope(q, cos, sin), keys, values, bias, scale)
+            att = _attention(q, keys, values, bias, scale)
             x = x + o_proj(att.transpose(1, 2).reshape(U, S, nq))
             gu = linear(ln2(x), w_gu, b_gu)
             x = x + down(act(gu[..., :inter]) * gu[..., inter:])
-        h = self.dec.norm(x[:, -1])
+        h = self.final_norm(x[:, -1])
         return self.model.lm_head(h).float()
