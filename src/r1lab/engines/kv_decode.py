@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from r1lab.engines.cpu_kernels import PLAIN_LINEARS, linear
+from r1lab.engines.cpu_kernels import PLAIN_LINEARS, linear, pack_weight
 
 _TYPES = ("qwen2", "llama")
 
@@ -129,23 +129,31 @@ class KVDecoder:
         self.nh = first.q_proj.out_features // self.hd
         self.nkv = first.k_proj.out_features // self.hd
         self.layers = []
+
+        def packed(w: torch.Tensor) -> torch.Tensor:  # oneDNN's layout once per call, if on
+            return pack_weight(w.detach(), B)
+
         for layer in dec.layers:
             a, m = layer.self_attn, layer.mlp
             self.layers.append(
                 (
                     _norm(layer.input_layernorm),
-                    torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
+                    packed(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])),
                     _cat_bias(a.q_proj, a.k_proj, a.v_proj),
-                    a.o_proj,
+                    packed(a.o_proj.weight),
+                    a.o_proj.bias,
                     a.scaling,
                     _norm(layer.post_attention_layernorm),
-                    torch.cat([m.gate_proj.weight, m.up_proj.weight]),
+                    packed(torch.cat([m.gate_proj.weight, m.up_proj.weight])),
                     _cat_bias(m.gate_proj, m.up_proj),
                     m.act_fn,
-                    m.down_proj,
+                    packed(m.down_proj.weight),
+                    m.down_proj.bias,
                     m.gate_proj.out_features,
                 )
             )
+        head = model.lm_head
+        self.head = (packed(head.weight), head.bias)
         self.final_norm = _norm(dec.norm)
         shape = (B, self.nkv, K, self.hd)
         self.k = [torch.zeros(shape, dtype=dtype, device=dev) for _ in dec.layers]
@@ -193,9 +201,8 @@ class KVDecoder:
         bias = bias.expand(U, self.nh, S, end).reshape(U * self.nh, S, end)
         nq, nk = self.nh * self.hd, self.nkv * self.hd
         nqk = self.nh + self.nkv
-        for i, (ln1, w_qkv, b_qkv, o_proj, scale, ln2, w_gu, b_gu, act, down, inter) in enumerate(
-            self.layers
-        ):
+        for i, layer in enumerate(self.layers):
+            ln1, w_qkv, b_qkv, w_o, b_o, scale, ln2, w_gu, b_gu, act, w_down, b_down, inter = layer
             qkv = linear(ln1(x), w_qkv, b_qkv)
             # one rotary pass over the q and k heads together
             qk = _rope(qkv[..., : nq + nk].view(U, S, nqk, self.hd).transpose(1, 2), cos, sin)
@@ -210,8 +217,8 @@ class KVDecoder:
                 self.v[i][:, :, start:end] = v.index_select(0, expand_B)
                 keys, values = k, v
             att = _attention(q, keys, values, bias, scale)
-            x = x + o_proj(att.transpose(1, 2).reshape(U, S, nq))
+            x = x + linear(att.transpose(1, 2).reshape(U, S, nq), w_o, b_o)
             gu = linear(ln2(x), w_gu, b_gu)
-            x = x + down(act(gu[..., :inter]) * gu[..., inter:])
+            x = x + linear(act(gu[..., :inter]) * gu[..., inter:], w_down, b_down)
         h = self.final_norm(x[:, -1])
-        return self.model.lm_head(h).float()
+        return linear(h, *self.head).float()
