@@ -209,3 +209,26 @@ def test_malloc_tuning_stops_page_faults_on_glibc(monkeypatch):
     finally:
         cpu_malloc.keep_freed_memory.cache_clear()
         cpu_malloc.keep_freed_memory()
+
+
+@needs_onednn
+def test_packed_weight_linear_matches_f_linear_for_any_row_count(mode):
+    mode("onednn")
+    g = torch.Generator().manual_seed(2)
+    w, b = torch.randn(24, 16, generator=g), torch.randn(24, generator=g)
+    packed = cpu_kernels.pack_weight(w, rows=8)
+    assert packed.layout == torch._mkldnn
+    for rows in (1, 8, 13):
+        x = torch.randn(rows, 1, 16, generator=g)
+        torch.testing.assert_close(
+            cpu_kernels.linear(x, packed, b), F.linear(x, w, b), rtol=1e-5, atol=1e-5
+        )
+
+
+def test_pack_weight_keeps_trainable_or_unpackable_weights(mode):
+    mode("torch")
+    w = torch.randn(4, 3)
+    assert cpu_kernels.pack_weight(w, 8) is w  # oneDNN off
+    trainable = torch.randn(4, 3, requires_grad=True)
+    assert cpu_kernels.pack_weight(trainable, 8) is trainable
+    assert cpu_kernels.pack_weight(w.double(), 8).dtype == torch.float64
