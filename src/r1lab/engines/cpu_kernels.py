@@ -1,11 +1,11 @@
 """Float32 linear layers on the CPU through oneDNN, where it is faster than PyTorch's default.
 
-PyTorch computes a float32 ``F.linear`` on x86 through MKL's sgemm. MKL picks its
-kernels by CPU vendor: on AMD processors it runs the AVX2 ones even where the core has AVX-512.
+PyTorch computes a float32 ``F.linear`` on x86 through MKL's sgemm. MKL chooses its code paths
+by CPU vendor, and on this AMD CPU it runs at AVX2 speed although the core has AVX-512.
 oneDNN, which every PyTorch CPU wheel also contains, picks by instruction set. On this project's
 2-core AMD EPYC (Zen 5) box, oneDNN runs every matmul shape of the tiny models and of the GRPO
-benchmark 1.6 - 2.3x faster than MKL (2048 x 2048 at one thread: 236 vs 108 GFLOP/s). On Intel
-CPUs the two are close.
+benchmark 1.6 - 2.3x faster than MKL (2048 x 2048 at one thread: 236 vs 108 GFLOP/s). Where MKL
+already runs AVX-512 (Intel CPUs) the two should be close (not measured here).
 
 `OneDNNLinear` is ``nn.Linear`` whose forward sends float32 CPU inputs through
 ``torch.ops.mkldnn._linear_pointwise`` (the op PyTorch's own inductor uses) with a hand-written
@@ -22,12 +22,12 @@ x^T. It is the same IEEE float32 arithmetic with another summation order (differ
 relative). Anything else (CUDA, half precision, autocast, DTensor weights of FSDP2, empty
 inputs) takes ``F.linear`` unchanged.
 
-`enable(model)` swaps the class of every plain ``nn.Linear`` of ``model`` for `OneDNNLinear` in
-place (parameters, state dict, tying and ``isinstance(m, nn.Linear)`` are untouched;
-idempotent). The choice is one mode per process: ``R1LAB_CPU_LINEAR`` = ``auto`` (default: time both kernels once on a
-mid-sized matmul and use oneDNN only when it is at least `AUTO_MIN_SPEEDUP` faster), ``onednn``
-(always, where available), or ``torch`` (never). The decision and its
-figures are logged once.
+`enable(model)` swaps the class of every plain ``nn.Linear`` of ``model`` for `OneDNNLinear`
+in place (parameters, state dict, tying and ``isinstance(m, nn.Linear)`` are untouched;
+idempotent). `pack_weight` prepacks a frozen weight for a decode loop. The choice is one mode
+per process: ``R1LAB_CPU_LINEAR`` = ``auto`` (default: time both kernels once on a mid-sized
+matmul and use oneDNN only when it is at least `AUTO_MIN_SPEEDUP` faster), ``onednn`` (always,
+where available), or ``torch`` (never). The decision and its figures are logged once.
 """
 
 from __future__ import annotations
