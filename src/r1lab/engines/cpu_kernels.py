@@ -58,12 +58,21 @@ def _onednn_mm(x_MK: torch.Tensor, w_NK: torch.Tensor, b_N: torch.Tensor | None)
     return torch.ops.mkldnn._linear_pointwise(x_MK, w_NK, b_N, "none", [], "")
 
 
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """(..., K) -> contiguous (M, K), M = the product of the leading dims."""
+    x2 = x.reshape(-1, x.shape[-1])
+    return x2 if x2.is_contiguous() else x2.contiguous()
+
+
+def _folded_mm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """x (..., K) and w (N, K) (plain or packed) -> (..., N), no autograd."""
+    return _onednn_mm(_rows(x), w, b).view(*x.shape[:-1], w.size(0))
+
+
 class _OneDNNLinearFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
-        x2 = x.reshape(-1, x.shape[-1])
-        if not x2.is_contiguous():
-            x2 = x2.contiguous()
+        x2 = _rows(x)
         w = weight if weight.is_contiguous() else weight.contiguous()
         ctx.save_for_backward(x2, w)
         ctx.has_bias = bias is not None
@@ -72,9 +81,7 @@ class _OneDNNLinearFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y):
         x2, w = ctx.saved_tensors
-        g2 = grad_y.reshape(-1, grad_y.shape[-1])
-        if not g2.is_contiguous():
-            g2 = g2.contiguous()
+        g2 = _rows(grad_y)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = _onednn_mm(g2, w.t(), None).view(*grad_y.shape[:-1], w.shape[1])
@@ -111,11 +118,7 @@ def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
     ):
         return _OneDNNLinearFn.apply(x, weight, bias)
-    x2 = x.reshape(-1, x.shape[-1])
-    if not x2.is_contiguous():
-        x2 = x2.contiguous()
-    w = weight if weight.is_contiguous() else weight.contiguous()
-    return _onednn_mm(x2, w, bias).view(*x.shape[:-1], w.shape[0])
+    return _folded_mm(x, weight if weight.is_contiguous() else weight.contiguous(), bias)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None):
@@ -124,10 +127,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     ``weight`` may be a `pack_weight` result (inference only: no gradient reaches it).
     """
     if weight.layout == torch._mkldnn:  # packed by pack_weight: oneDNN is on, x float32 CPU
-        x2 = x.reshape(-1, x.shape[-1])
-        if not x2.is_contiguous():
-            x2 = x2.contiguous()
-        return _onednn_mm(x2, weight, bias).view(*x.shape[:-1], weight.size(0))
+        return _folded_mm(x, weight, bias)
     if x.device.type == "cpu" and use_onednn():
         return onednn_linear(x, weight, bias)
     return F.linear(x, weight, bias)
