@@ -201,11 +201,13 @@ def test_malloc_tuning_stops_page_faults_on_glibc(monkeypatch):
         return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10
 
     try:
-        assert faults_per_block() > 1000
+        default_like = faults_per_block()
         monkeypatch.delenv(cpu_malloc.ENV, raising=False)
         cpu_malloc.keep_freed_memory.cache_clear()
         assert cpu_malloc.keep_freed_memory() is True
-        assert faults_per_block() < 100
+        kept = min(faults_per_block() for _ in range(3))
+        assert default_like > 1000, (default_like, kept)
+        assert kept < 100, (default_like, kept)
     finally:
         cpu_malloc.keep_freed_memory.cache_clear()
         cpu_malloc.keep_freed_memory()
