@@ -6,6 +6,7 @@ pass through, every tensor field survives a move); the GPU path itself is not ex
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from r1lab.engines.device import resolve_device
@@ -38,3 +39,34 @@ def test_a_moved_batch_keeps_every_field():
     for name in ("mask_BT", "old_logp_BT", "adv_BT", "is_weight_BT"):
         t = getattr(moved, name)
         assert t.device.type == "meta" and t.shape == (B, T), name
+
+
+class _Loaded(Exception):
+    pass
+
+
+def test_sft_and_rejection_sampling_load_the_model_on_model_device(monkeypatch, tmp_path):
+    """`model.device` reaches the loader in SFT and rejection sampling too (not only RL)."""
+    import r1lab.pipelines.common as common
+    from r1lab.config import load_config
+    from r1lab.pipelines import rejection_sampling, sft
+    from r1lab.pipelines.rs_config import RSConfig
+    from r1lab.pipelines.sft_config import SFTConfig
+
+    seen = []
+
+    def fake_load_model(path, **kwargs):
+        seen.append(kwargs.get("device"))
+        raise _Loaded
+
+    monkeypatch.setattr(common, "load_model", fake_load_model)
+    monkeypatch.setattr(sft, "load_model", fake_load_model)
+    sft_cfg = load_config(
+        SFTConfig, None, [f"output_dir={tmp_path}", "model.device=cuda:1", "progress=false"]
+    )
+    with pytest.raises(_Loaded):
+        sft.run(sft_cfg, log=lambda *_: None)
+    rs_cfg = load_config(RSConfig, None, ["model.path=some/dir", "model.device=cuda:2"])
+    with pytest.raises(_Loaded):
+        rejection_sampling.make_generator(rs_cfg, log=lambda *_: None)
+    assert seen == ["cuda:1", "cuda:2"]

@@ -198,7 +198,11 @@ def make_generator(cfg: RSConfig, model=None, tokenizer=None, log=print):
 
     if model is None:
         model, tokenizer = load_model(
-            cfg.model.path, pretrain_cfg=cfg.pretrain, dtype=cfg.model.dtype, log=log
+            cfg.model.path,
+            pretrain_cfg=cfg.pretrain,
+            dtype=cfg.model.dtype,
+            device=cfg.model.device,
+            log=log,
         )
     step = cfg.checkpoint_step if cfg.checkpoint_step >= 0 else checkpoint_step(cfg.model.path)
     gen = HFGenerator(model, tokenizer, batch_size=cfg.sampling.batch_size)

@@ -171,7 +171,11 @@ def run(cfg: SFTConfig, *, run_dir: Path | None = None, model=None, tokenizer=No
         )
     if model is None:
         model, tokenizer = load_model(
-            cfg.model.path, pretrain_cfg=cfg.pretrain, dtype=cfg.model.dtype, log=log
+            cfg.model.path,
+            pretrain_cfg=cfg.pretrain,
+            dtype=cfg.model.dtype,
+            device=cfg.model.device,
+            log=log,
         )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train, held, data_stats = load_data(cfg, tokenizer)
