@@ -70,3 +70,69 @@ def test_sft_and_rejection_sampling_load_the_model_on_model_device(monkeypatch, 
     with pytest.raises(_Loaded):
         rejection_sampling.make_generator(rs_cfg, log=lambda *_: None)
     assert seen == ["cuda:1", "cuda:2"]
+
+
+def test_r1_stages_and_stage_evaluations_keep_model_device_and_dtype(monkeypatch, tmp_path):
+    """R1's sub-runs (cold-start sampling and SFT, reasoning RL, rejection sampling + SFT) and
+    its per-stage evaluations load on `model.device` in `model.dtype`; distillation's
+    evaluations on the student's."""
+    import r1lab.models.hf_load as hf_load
+    from r1lab.config import load_config
+    from r1lab.pipelines import grpo, r1, rejection_sampling, sft
+    from r1lab.pipelines.r1_config import R1Config
+
+    seen = []
+
+    def capture(cfg, **_):
+        seen.append((cfg.model.path, cfg.model.device, cfg.model.dtype))
+        raise _Loaded
+
+    for module in (sft, grpo, rejection_sampling):
+        monkeypatch.setattr(module, "run", capture)
+    cfg = load_config(
+        R1Config,
+        "r1_tiny",
+        [f"output_dir={tmp_path}", "model.device=cuda:1", "model.dtype=bfloat16"],
+    )
+    (tmp_path / "rl").mkdir()
+    calls = [
+        lambda: r1.cold_start(cfg, "base/dir", tmp_path, log=lambda *_: None),
+        lambda: r1._sft(cfg, "m", tmp_path / "d.jsonl", cfg.cold_start.sft, tmp_path / "s", None),
+        lambda: r1._rl(cfg, "reasoning_rl", "stage1/dir", tmp_path / "rl", log=lambda *_: None),
+        lambda: r1.rejection_sft(cfg, "base/dir", "stage2/dir", tmp_path, log=lambda *_: None),
+    ]
+    for call in calls:
+        with pytest.raises(_Loaded):
+            call()
+    assert [s[1:] for s in seen] == [("cuda:1", "bfloat16")] * 4
+    assert [s[0] for s in seen] == ["base/dir", "m", "stage1/dir", "stage2/dir"]
+
+    loaded = []
+
+    def fake_load(path, **kwargs):
+        loaded.append((path, kwargs))
+        raise _Loaded
+
+    monkeypatch.setattr(hf_load, "load_causal_lm", fake_load)
+    with pytest.raises(_Loaded):
+        r1.evaluate_stage(cfg, "stage3/dir", tmp_path, test=[], general=[])
+    # distillation evaluates its student base first, on the student's device
+    from r1lab.pipelines import distill
+    from r1lab.pipelines.distill_config import DistillConfig
+
+    dcfg = load_config(
+        DistillConfig,
+        None,
+        [
+            f"output_dir={tmp_path}",
+            f"teacher.path={tmp_path}",
+            "student.path=student/dir",
+            "student.device=cuda:2",
+        ],
+    )
+    with pytest.raises(_Loaded):
+        distill.run(dcfg, log=lambda *_: None)
+    assert loaded == [
+        ("stage3/dir", {"dtype": "bfloat16", "device": "cuda:1"}),
+        ("student/dir", {"dtype": "float32", "device": "cuda:2"}),
+    ]

@@ -131,6 +131,8 @@ def run(cfg: DistillConfig, log=print) -> DistillResult:
             out_path=sdir / "eval.jsonl",
             seed=cfg.seed,
             progress=cfg.progress,
+            device=cfg.student.device,
+            dtype=cfg.student.dtype,
         )
 
     def evaluated(body):

@@ -39,7 +39,7 @@ from r1lab.pipelines.r1_common import (
     write_jsonl,
 )
 from r1lab.pipelines.r1_config import STAGES, R1Config
-from r1lab.pipelines.rl_config import ModelConfig, RLConfig
+from r1lab.pipelines.rl_config import RLConfig
 from r1lab.pipelines.rs_config import RSConfig
 from r1lab.pipelines.sft_config import SFTConfig, SFTDataConfig, SFTTrainConfig
 from r1lab.rewards import REWARDS
@@ -74,7 +74,7 @@ def _sft(cfg: R1Config, model_path: str, data: Path, train: SFTTrainConfig, run_
         seed=cfg.seed,
         threads=cfg.threads,
         progress=cfg.progress,
-        model=ModelConfig(model_path, cfg.model.dtype),
+        model=replace(cfg.model, path=model_path),
         data=SFTDataConfig(train_file=str(data), max_len=cfg.sft_max_len),
         train=train,
     )
@@ -89,7 +89,7 @@ def _rl(cfg: R1Config, stage: str, model_path: str, run_dir: Path, data=None, lo
         seed=cfg.seed,
         threads=cfg.threads,
         progress=cfg.progress,
-        model=ModelConfig(model_path, cfg.model.dtype),
+        model=replace(cfg.model, path=model_path),
         pretrain=cfg.pretrain,
         data=data or cfg.data,
         sampling=cfg.sampling,
@@ -125,7 +125,7 @@ def cold_start(cfg: R1Config, base: str, sdir: Path, log=print) -> dict:
             seed=cfg.seed,
             threads=cfg.threads,
             progress=cfg.progress,
-            model=ModelConfig(base if cs.r1_zero_model == "base" else cs.r1_zero_model),
+            model=replace(cfg.model, path=base if cs.r1_zero_model == "base" else cs.r1_zero_model),
             data=replace(cfg.data, template="r1_zero"),
             n_prompts=cs.r1_zero_prompts,
             k=cs.r1_zero_k,
@@ -165,7 +165,7 @@ def rejection_sft(cfg: R1Config, base: str, stage2: str, sdir: Path, log=print) 
         seed=cfg.seed,
         threads=cfg.threads,
         progress=cfg.progress,
-        model=ModelConfig(stage2, cfg.model.dtype),
+        model=replace(cfg.model, path=stage2),
         data=cfg.data,
         n_prompts=rj.n_prompts,
         k=rj.k,
@@ -215,6 +215,8 @@ def evaluate_stage(cfg: R1Config, ckpt: str, sdir: Path, test, general, rm=None)
         "seed": cfg.seed,
         "batch_size": cfg.sampling.batch_size,
         "progress": cfg.progress,
+        "device": cfg.model.device,
+        "dtype": cfg.model.dtype,
     }
     metrics = evaluate_checkpoint(ckpt, test, ecfg=cfg.eval, out_path=sdir / "eval.jsonl", **kw)
     if general:  # rule-graded general chat: the share of responses matching the reference

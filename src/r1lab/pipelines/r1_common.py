@@ -115,14 +115,18 @@ def evaluate_checkpoint(
     batch_size: int = 128,
     seed: int = 0,
     progress: bool = True,
+    device: str = "cpu",
+    dtype: str = "float32",
 ) -> dict[str, Any]:
-    """Held-out pass@1 / cons@k (R1 protocol, `r1lab.eval`) of a checkpoint; resumable."""
+    """Held-out pass@1 / cons@k (R1 protocol, `r1lab.eval`) of a checkpoint, loaded on
+    ``device`` (``auto``: the GPU when one is visible) in ``dtype``; resumable."""
+    from r1lab.engines.device import resolve_device
     from r1lab.engines.hf import HFGenerator
     from r1lab.eval.runner import evaluate
     from r1lab.models.hf_load import load_causal_lm
     from r1lab.pipelines.common import prompts_for
 
-    model, tokenizer = load_causal_lm(str(path))
+    model, tokenizer = load_causal_lm(str(path), dtype=dtype, device=resolve_device(device))
     sampling = SamplingParams(
         temperature=ecfg.temperature,
         top_p=ecfg.top_p,
