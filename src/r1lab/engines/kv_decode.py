@@ -10,7 +10,8 @@ projections, MLP activation, LM head) through a short forward of its own:
 * q/k/v and gate/up weights are concatenated once per `generate` call (two matmuls per layer
   instead of five); the weights are read from the model at that moment, so a learner's updates
   are always seen.
-* cos/sin for every position of the chunk are computed once.
+* cos/sin for every position of the chunk are computed once, and so is a decode step's
+  attention bias (0 / -inf per key slot; a step reads a slice of it instead of building a mask).
 
 It is used only when `supports_kv_decode(model)` says the model is exactly this architecture
 (model type qwen2 or llama, plain `nn.Linear` projections - so no PEFT adapters -, full attention
@@ -60,10 +61,16 @@ def _cat_bias(*linears: nn.Linear) -> torch.Tensor | None:
     )
 
 
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.size(-1) // 2
-    rot = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rot * sin
+def _rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding ``x * cos + rotate_half(x) * sin`` in three kernels: with
+    ``signed_sin = cat(-sin[:h], sin[h:])`` (`_signed_sin`), ``rotate_half(x) * sin`` equals
+    ``roll(x, h) * signed_sin`` exactly (negation is exact), h = head_dim / 2."""
+    return torch.addcmul(x * cos, x.roll(x.size(-1) // 2, dims=-1), signed_sin)
+
+
+def _signed_sin(sin: torch.Tensor) -> torch.Tensor:
+    half = sin.size(-1) // 2
+    return torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
 
 
 _FUSABLE_NORMS = ("Qwen2RMSNorm", "LlamaRMSNorm")
@@ -161,12 +168,17 @@ class KVDecoder:
         # key validity: prompt padding is never attended; generated slots become valid when fed
         self.key_ok = torch.ones((B, K), dtype=torch.bool, device=dev)
         self.key_ok[:, :P] = attn_BP.bool()
+        # a decode step's bias, for every slot: 0 for a valid key, -inf for prompt padding; the
+        # query at slot `start` sees slots :start + 1, all of them at or before it (causal)
+        step_bias = torch.zeros((B, 1, K), dtype=dtype, device=dev)
+        step_bias.masked_fill_(~self.key_ok.unsqueeze(1), float("-inf"))
+        self.step_bias = step_bias.repeat_interleave(self.nh, dim=0)  # (B * nh, 1, K)
         prompt_pos = (attn_BP.cumsum(-1) - 1).clamp(min=0)
         gen_pos = prompt_pos[:, -1:] + 1 + torch.arange(max_new_tokens, device=dev)
         pos = torch.cat([prompt_pos, gen_pos], dim=1)
         probe = torch.zeros((), dtype=dtype, device=dev)
         cos, sin = dec.rotary_emb(probe, pos)
-        self.cos, self.sin = cos.unsqueeze(1), sin.unsqueeze(1)  # (B, 1, K, hd)
+        self.cos, self.sin = cos.unsqueeze(1), _signed_sin(sin).unsqueeze(1)  # (B, 1, K, hd)
         self.src = torch.arange(B, device=dev) if src_B is None else src_B.to(dev)
         self.uniq = torch.unique(self.src)  # sorted first rows, one per distinct prompt
         self.expand = torch.searchsorted(self.uniq, self.src)  # row b -> its prompt's index
@@ -181,6 +193,17 @@ class KVDecoder:
     def step(self, ids_B1: torch.Tensor, start: int) -> torch.Tensor:
         return self._forward(ids_B1, start, None, None)
 
+    def _bias(self, start: int, end: int, pick) -> torch.Tensor:
+        """(U * nh, S, end) additive bias of queries at slots start..end-1."""
+        slots = torch.arange(end, device=self.key_ok.device)
+        q_slots = slots[start:end].unsqueeze(1)
+        causal = slots.unsqueeze(0) <= q_slots  # (S, end)
+        mask = (pick(self.key_ok[:, None, None, :end]) & causal) | (slots == q_slots)
+        bias = torch.zeros(mask.shape, dtype=self.step_bias.dtype, device=mask.device)
+        bias.masked_fill_(~mask, float("-inf"))  # (U, 1, S, end)
+        U, S = bias.size(0), end - start
+        return bias.expand(U, self.nh, S, end).reshape(U * self.nh, S, end)
+
     def _forward(self, ids_US, start: int, rows_U, expand_B) -> torch.Tensor:
         """Feed S tokens at slots start.. for rows ``rows_U`` (all rows when None); K/V go to
         every row through ``expand_B`` (row b gets row ``expand_B[b]`` of this batch)."""
@@ -191,14 +214,10 @@ class KVDecoder:
         cos, sin = pick(self.cos[:, :, start:end]), pick(self.sin[:, :, start:end])
         # query i (absolute slot start + i) sees valid keys at slots <= start + i, and itself
         # (so a left-padding query is never fully masked: no NaN enters the buffers)
-        slots = torch.arange(end, device=ids_US.device)
-        q_slots = slots[start:end].unsqueeze(1)
-        causal = slots.unsqueeze(0) <= q_slots  # (S, end)
-        mask = (pick(self.key_ok[:, None, None, :end]) & causal) | (slots == q_slots)
-        bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(
-            ~mask, float("-inf")
-        )  # (U, 1, S, end)
-        bias = bias.expand(U, self.nh, S, end).reshape(U * self.nh, S, end)
+        if S == 1 and rows_U is None:
+            bias = self.step_bias[:, :, :end]  # (B * nh, 1, end), a view
+        else:
+            bias = self._bias(start, end, pick)
         nq, nk = self.nh * self.hd, self.nkv * self.hd
         nqk = self.nh + self.nkv
         for i, layer in enumerate(self.layers):
