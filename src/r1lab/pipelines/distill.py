@@ -19,13 +19,7 @@ from r1lab.errors import ConfigError
 from r1lab.pipelines import rejection_sampling, sft
 from r1lab.pipelines.common import task_examples
 from r1lab.pipelines.distill_config import DistillConfig
-from r1lab.pipelines.r1_common import (
-    evaluate_checkpoint,
-    open_run_dir,
-    print_table,
-    run_stage,
-    with_eval,
-)
+from r1lab.pipelines.r1_common import evaluated_stages, open_run_dir, print_table, run_stage
 from r1lab.pipelines.rs_config import RSConfig
 from r1lab.pipelines.sft_config import SFTConfig, SFTDataConfig
 
@@ -121,22 +115,16 @@ def run(cfg: DistillConfig, log=print) -> DistillResult:
     test = task_examples(cfg.data, "test")
     stop = cfg.sample.sampling.stop
 
-    def evaluate(ckpt: str, sdir: Path) -> dict:
-        return evaluate_checkpoint(
-            ckpt,
-            test,
-            template=cfg.data.template,
-            ecfg=cfg.eval,
-            stop=stop,
-            out_path=sdir / "eval.jsonl",
-            seed=cfg.seed,
-            progress=cfg.progress,
-            device=cfg.student.device,
-            dtype=cfg.student.dtype,
-        )
-
-    def evaluated(body):
-        return with_eval(body, evaluate)
+    evaluated = evaluated_stages(
+        test,
+        template=cfg.data.template,
+        ecfg=cfg.eval,
+        stop=stop,
+        seed=cfg.seed,
+        progress=cfg.progress,
+        device=cfg.student.device,
+        dtype=cfg.student.dtype,
+    )
 
     done: dict[str, dict] = {}
     done["student base"] = run_stage(

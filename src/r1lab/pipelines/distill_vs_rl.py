@@ -33,13 +33,7 @@ from r1lab.pipelines.common import task_examples
 from r1lab.pipelines.distill import sample_traces, train_student
 from r1lab.pipelines.distill_config import DistillConfig, TeacherModelConfig
 from r1lab.pipelines.distill_vs_rl_config import BUDGETS, DistillVsRLConfig
-from r1lab.pipelines.r1_common import (
-    evaluate_checkpoint,
-    open_run_dir,
-    print_table,
-    run_stage,
-    with_eval,
-)
+from r1lab.pipelines.r1_common import evaluated_stages, open_run_dir, print_table, run_stage
 from r1lab.pipelines.r1_config import ChatDataConfig, R1EvalConfig
 from r1lab.pipelines.rl_config import DataConfig, ModelConfig, RLConfig
 from r1lab.utils.jsonl import read_jsonl
@@ -159,21 +153,15 @@ def run(cfg: DistillVsRLConfig, log=print) -> DistillVsRLResult:
     log(f"[distill-vs-rl] run directory: {run_dir}")
     test = task_examples(cfg.data, "test")
 
-    def evaluate(ckpt: str, sdir: Path) -> dict:
-        return evaluate_checkpoint(
-            ckpt,
-            test,
-            template=cfg.data.template,
-            ecfg=cfg.eval,
-            stop=cfg.sampling.stop,
-            out_path=sdir / "eval.jsonl",
-            batch_size=cfg.sampling.batch_size,
-            seed=cfg.seed,
-            progress=cfg.progress,
-        )
-
-    def evaluated(body):
-        return with_eval(body, evaluate)
+    evaluated = evaluated_stages(
+        test,
+        template=cfg.data.template,
+        ecfg=cfg.eval,
+        stop=cfg.sampling.stop,
+        batch_size=cfg.sampling.batch_size,
+        seed=cfg.seed,
+        progress=cfg.progress,
+    )
 
     done: dict[str, dict] = {}
     teacher = cfg.teacher.path

@@ -86,6 +86,16 @@ def with_eval(body: Callable[[Path], dict], evaluate: Callable[[str, Path], dict
     return stage
 
 
+def evaluated_stages(examples: Sequence[Example], **eval_kwargs):
+    """A `with_eval` wrapper whose evaluation is `evaluate_checkpoint` of the stage's checkpoint
+    on ``examples`` into ``stage_dir / "eval.jsonl"`` (``eval_kwargs``: its keyword arguments)."""
+
+    def evaluate(ckpt: str, sdir: Path) -> dict:
+        return evaluate_checkpoint(ckpt, examples, out_path=sdir / "eval.jsonl", **eval_kwargs)
+
+    return lambda body: with_eval(body, evaluate)
+
+
 def write_jsonl(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
