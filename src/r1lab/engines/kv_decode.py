@@ -61,16 +61,10 @@ def _cat_bias(*linears: nn.Linear) -> torch.Tensor | None:
     )
 
 
-def _rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding ``x * cos + rotate_half(x) * sin`` in three kernels: with
-    ``signed_sin = cat(-sin[:h], sin[h:])`` (`_signed_sin`), ``rotate_half(x) * sin`` equals
-    ``roll(x, h) * signed_sin`` exactly (negation is exact), h = head_dim / 2."""
-    return torch.addcmul(x * cos, x.roll(x.size(-1) // 2, dims=-1), signed_sin)
-
-
-def _signed_sin(sin: torch.Tensor) -> torch.Tensor:
-    half = sin.size(-1) // 2
-    return torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.size(-1) // 2
+    rot = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rot * sin
 
 
 _FUSABLE_NORMS = ("Qwen2RMSNorm", "LlamaRMSNorm")
@@ -178,7 +172,7 @@ class KVDecoder:
         pos = torch.cat([prompt_pos, gen_pos], dim=1)
         probe = torch.zeros((), dtype=dtype, device=dev)
         cos, sin = dec.rotary_emb(probe, pos)
-        self.cos, self.sin = cos.unsqueeze(1), _signed_sin(sin).unsqueeze(1)  # (B, 1, K, hd)
+        self.cos, self.sin = cos.unsqueeze(1), sin.unsqueeze(1)  # (B, 1, K, hd)
         self.src = torch.arange(B, device=dev) if src_B is None else src_B.to(dev)
         self.uniq = torch.unique(self.src)  # sorted first rows, one per distinct prompt
         self.expand = torch.searchsorted(self.uniq, self.src)  # row b -> its prompt's index
