@@ -54,6 +54,24 @@ def process_logits(logits_BV: torch.Tensor, sampling: SamplingParams) -> torch.T
     return torch.log_softmax(logits, dim=-1)
 
 
+def sample_tokens(logp_BV: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One token per row from exp(logp), by inverse CDF: the first token whose cumulative
+    probability exceeds u * total, u ~ U[0, 1) from ``gen`` (a CPU generator; one uniform per
+    row, where `torch.multinomial` draws one exponential per vocabulary entry).
+
+    A token of probability 0 is never drawn: u * total is clipped below the total, and the first
+    cumulative sum above it is strictly above the one before, so that token has p > 0.
+    Shapes: logp_BV (B, V) -> (B, 1) long. Raises on NaN / inf probabilities.
+    """
+    cdf = logp_BV.exp().cumsum(-1)
+    total = cdf[:, -1:]
+    if not bool(torch.isfinite(total).all()):
+        raise ValueError("sampling: the next-token probabilities contain NaN or inf")
+    u = torch.rand(total.shape, generator=gen, dtype=total.dtype).to(total.device) * total
+    u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, u, right=True)
+
+
 class HFGenerator:
     """`Generator` over a `transformers` causal LM and its tokenizer."""
 
@@ -112,7 +130,7 @@ class HFGenerator:
             if t < sampling.min_new_tokens and len(eos):
                 logits = logits.index_fill(-1, eos, float("-inf"))
             logp = process_logits(logits, sampling)
-            nxt = torch.multinomial(logp.exp().cpu(), 1, generator=gen).to(self.device)
+            nxt = sample_tokens(logp, gen)
             tokens[:, t] = nxt.squeeze(-1)
             logps[:, t] = logp.gather(-1, nxt).squeeze(-1)
             hit = torch.isin(nxt.squeeze(-1), eos) if len(eos) else torch.zeros_like(done)

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from r1lab.engines import decode_kernels
 from r1lab.engines.cpu_kernels import PLAIN_LINEARS, linear, pack_weight
 
 _TYPES = ("qwen2", "llama")
@@ -70,15 +71,22 @@ def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor
 _FUSABLE_NORMS = ("Qwen2RMSNorm", "LlamaRMSNorm")
 
 
+def _norm_params(module: nn.Module) -> tuple[torch.Tensor, float] | None:
+    """(weight, eps) of a known float32 RMSNorm (x * rsqrt(mean x^2 + eps) * w), else None."""
+    eps = getattr(module, "variance_epsilon", None)
+    if type(module).__name__ not in _FUSABLE_NORMS or not isinstance(eps, float):
+        return None
+    w = module.weight
+    return (w.detach(), eps) if w.dtype is torch.float32 and w.is_contiguous() else None
+
+
 def _norm(module: nn.Module):
     """The module's RMSNorm as one ``F.rms_norm`` call (equal values in float32: x * rsqrt(mean
     x^2 + eps) * w) for the known classes; other norms run as they are."""
-    eps = getattr(module, "variance_epsilon", None)
-    if type(module).__name__ not in _FUSABLE_NORMS or not isinstance(eps, float):
+    params = _norm_params(module)
+    if params is None:
         return module
-    w = module.weight
-    if w.dtype is not torch.float32:
-        return module
+    w, eps = params
     return lambda x: F.rms_norm(x, w.shape, w, eps) if x.dtype is torch.float32 else module(x)
 
 
@@ -176,16 +184,85 @@ class KVDecoder:
         self.src = torch.arange(B, device=dev) if src_B is None else src_B.to(dev)
         self.uniq = torch.unique(self.src)  # sorted first rows, one per distinct prompt
         self.expand = torch.searchsorted(self.uniq, self.src)  # row b -> its prompt's index
+        self.ck = self._fused_kernels(attn_BP, K)
+
+    def _fused_kernels(self, attn_BP: torch.Tensor, K: int):
+        """The C decode kernels (engines/decode_kernels.py) and their buffers, when they apply:
+        float32 CPU, known RMSNorms, SiLU MLPs; else None (the PyTorch step below)."""
+        dec = self.dec
+        norms = []
+        for layer in dec.layers:
+            norms += [
+                _norm_params(layer.input_layernorm),
+                _norm_params(layer.post_attention_layernorm),
+            ]
+        norms.append(_norm_params(dec.norm))
+        acts = {type(layer.mlp.act_fn).__name__ for layer in dec.layers}
+        if (
+            any(n is None for n in norms)
+            or not acts <= {"SiLU", "SiLUActivation"}
+            or self.nh % self.nkv
+            or not decode_kernels.usable(self.cos, self.sin, dec.embed_tokens.weight)
+            or decode_kernels.mode() == "torch"
+        ):
+            return None
+        ck = decode_kernels.load()
+        if ck is None:
+            return None
+        B, dev = attn_BP.size(0), attn_BP.device
+        Sp = (K + 15) // 16 * 16
+        self.kt = [
+            torch.zeros((B, self.nkv, self.hd, Sp), dtype=torch.float32, device=dev)
+            for _ in dec.layers
+        ]
+        self.norms = norms
+        self.cos_c, self.sin_c = self.cos.squeeze(1).contiguous(), self.sin.squeeze(1).contiguous()
+        hidden = dec.embed_tokens.weight.size(1)
+        inter = self.layers[0][-1]
+        self.bufs = {
+            "q": torch.empty((B, self.nh, self.hd)),
+            "att": torch.empty((B, self.nh * self.hd)),
+            "normed": torch.empty((B, hidden)),
+            "act": torch.empty((B, inter)),
+            "scratch": torch.empty(Sp),
+        }
+        return ck
 
     @torch.no_grad()
     def prefill(self, ids_BP: torch.Tensor) -> torch.Tensor:
         rows = self.uniq
         logits = self._forward(ids_BP.index_select(0, rows), 0, rows, self.expand)
+        if self.ck is not None:  # the fused step reads keys from the transposed cache
+            P = ids_BP.size(1)
+            for k, kt in zip(self.k, self.kt):
+                kt[..., :P].copy_(k[:, :, :P].transpose(-1, -2))
         return logits.index_select(0, self.expand)
 
     @torch.no_grad()
     def step(self, ids_B1: torch.Tensor, start: int) -> torch.Tensor:
+        if self.ck is not None:
+            return self._fused_step(ids_B1, start)
         return self._forward(ids_B1, start, None, None)
+
+    def _fused_step(self, ids_B1: torch.Tensor, start: int) -> torch.Tensor:
+        """One token per row at slot ``start`` through the C kernels: per layer 4 matmuls and
+        4 kernel calls (add + norm, rotary + K/V write, attention, SiLU * up)."""
+        ck, buf, norms = self.ck, self.bufs, self.norms
+        x = self.dec.embed_tokens(ids_B1).view(ids_B1.size(0), -1)  # (B, H), updated in place
+        normed = buf["normed"]
+        ck.add_rmsnorm(x, None, *norms[0], normed)
+        for i, layer in enumerate(self.layers):
+            _, w_qkv, b_qkv, w_o, b_o, scale, _, w_gu, b_gu, _, w_down, b_down, _ = layer
+            qkv = linear(normed, w_qkv, b_qkv)
+            ck.rope_store(qkv, self.cos_c, self.sin_c, start, buf["q"], self.kt[i], self.v[i])
+            ck.attn_decode(
+                buf["q"], self.kt[i], self.v[i], self.key_ok, start + 1, scale, buf["att"],
+                buf["scratch"],
+            )  # fmt: skip
+            ck.add_rmsnorm(x, linear(buf["att"], w_o, b_o), *norms[2 * i + 1], normed)
+            ck.silu_mul(linear(normed, w_gu, b_gu), buf["act"])
+            ck.add_rmsnorm(x, linear(buf["act"], w_down, b_down), *norms[2 * i + 2], normed)
+        return linear(normed, *self.head).float()
 
     def _bias(self, start: int, end: int, pick) -> torch.Tensor:
         """(U * nh, S, end) additive bias of queries at slots start..end-1."""

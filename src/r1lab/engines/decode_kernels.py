@@ -1,0 +1,194 @@
+"""Fused C kernels for the CPU decode step, compiled on first use and called through ctypes.
+
+A decode step of a small model on the CPU is dominated by per-op overhead: each of the ~45
+PyTorch ops of a layer sees a few KB. ``csrc/decode_step.c`` does a layer's non-matmul work in
+four calls (residual add + RMSNorm, rotary + K/V write, attention over the cache, SiLU * up);
+`KVDecoder` uses them for one-token steps on float32 CPU tensors, and keeps the matmuls on
+oneDNN / PyTorch. The results equal the PyTorch path up to float32 rounding (~1e-6; tested).
+
+The source is compiled once per machine with the system C compiler (``$CC`` or ``cc``;
+``-O3 -march=native``) into ``$R1LAB_CACHE/kernels/`` (default ``~/.cache/r1lab``), under a name
+that hashes the source, the flags, the compiler's version and the CPU's flags, written
+atomically (concurrent ranks may race; the last rename wins with identical bytes).
+``R1LAB_CPU_DECODE`` chooses: ``auto`` (default: use the kernels when they build, else log a
+warning once and keep the PyTorch path), ``c`` (raise if they cannot be built), ``torch``
+(never use them).
+
+Shapes (every tensor contiguous float32 on the CPU, see the C file): x, y (B, H); qkv
+(B, (nh + 2 nkv) hd); cos, sin (B, S, hd); q (B, nh, hd); keys transposed kt (B, nkv, hd, Sp), Sp = S rounded up to 16;
+values (B, nkv, S, hd); key_ok
+(B, S) bool; attention out (B, nh hd); gu (B, 2 I).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from r1lab.utils.paths import cache_root
+
+log = logging.getLogger(__name__)
+
+ENV = "R1LAB_CPU_DECODE"
+MODES = ("auto", "c", "torch")
+SOURCE = Path(__file__).with_name("csrc") / "decode_step.c"
+FLAGS = ("-O3", "-ffp-contract=off", "-fPIC", "-shared", "-std=gnu11")
+NATIVE = ("-march=native",)
+
+_P, _I, _F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+_SIGNATURES = {
+    "r1_add_rmsnorm": (_P, _P, _P, _F, _P, _I, _I),
+    "r1_rope_store": (_P, _P, _P, _I, _P, _P, _P, _I, _I, _I, _I, _I, _I),
+    "r1_attn_decode": (_P, _P, _P, _P, _I, _F, _P, _P, _I, _I, _I, _I, _I, _I),
+    "r1_silu_mul": (_P, _P, _I, _I),
+}
+
+
+class KernelBuildError(RuntimeError):
+    """The decode kernels could not be compiled or loaded."""
+
+
+def mode() -> str:
+    value = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if value not in MODES:
+        raise ValueError(f"{ENV}={value!r}: expected one of {', '.join(MODES)}")
+    return value
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _compiler() -> str:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        raise KernelBuildError("no C compiler found (set $CC or install gcc / clang)")
+    return cc
+
+
+def _version(cc: str) -> str:
+    try:
+        res = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30)
+        return res.stdout.splitlines()[0] if res.stdout else cc
+    except (OSError, subprocess.SubprocessError) as e:
+        raise KernelBuildError(f"{cc} --version failed: {e}") from e
+
+
+def _compile(cc: str, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for extra in (NATIVE, ()):  # some compilers (e.g. on ARM macOS) refuse -march=native
+        with tempfile.NamedTemporaryFile(dir=out.parent, suffix=".so", delete=False) as tmp:
+            tmp_path = Path(tmp.name)
+        cmd = [cc, *FLAGS, *extra, "-o", str(tmp_path), str(SOURCE), "-lm"]
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.SubprocessError) as e:
+            res = None
+            errors.append(f"{' '.join(cmd)}: {e}")
+        if res is not None and res.returncode == 0:
+            os.replace(tmp_path, out)
+            return
+        if res is not None:
+            errors.append(f"{' '.join(cmd)}:\n{res.stderr.strip()[-2000:]}")
+        tmp_path.unlink(missing_ok=True)
+    raise KernelBuildError("compiling the decode kernels failed:\n" + "\n".join(errors))
+
+
+def build(cache_dir: Path | None = None) -> Path:
+    """Compile (or find) the shared library; its path."""
+    cc = _compiler()
+    key = hashlib.sha256(
+        "\n".join(
+            [SOURCE.read_text(), " ".join(FLAGS + NATIVE), _version(cc), _cpu_flags()]
+        ).encode()
+    ).hexdigest()[:16]
+    out = (cache_dir or cache_root() / "kernels") / f"decode_step-{key}.so"
+    if not out.exists():
+        _compile(cc, out)
+        log.info("compiled the CPU decode kernels: %s", out)
+    return out
+
+
+class DecodeKernels:
+    """The loaded library; each method takes tensors (see the module docstring for shapes)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError as e:
+            raise KernelBuildError(f"loading {path}: {e}") from e
+        for name, args in _SIGNATURES.items():
+            fn = getattr(lib, name)
+            fn.argtypes, fn.restype = args, None
+        self._lib = lib
+        self.path = path
+        self._norm = lib.r1_add_rmsnorm
+        self._rope = lib.r1_rope_store
+        self._attn = lib.r1_attn_decode
+        self._silu = lib.r1_silu_mul
+
+    def add_rmsnorm(self, x, delta, w, eps: float, y) -> None:
+        """x += delta (in place; skipped when delta is None), y = RMSNorm(x) * w."""
+        B, H = x.shape
+        d = None if delta is None else delta.data_ptr()
+        self._norm(x.data_ptr(), d, w.data_ptr(), eps, y.data_ptr(), B, H)
+
+    def rope_store(self, qkv, cos, sin, slot: int, q_out, kt, vbuf) -> None:
+        """Rotary on q -> q_out (B, nh, hd) and k -> kt[:, :, :, slot]; v -> vbuf[:, :, slot]."""
+        B, nkv, S, hd = vbuf.shape
+        self._rope(
+            qkv.data_ptr(), cos.data_ptr(), sin.data_ptr(), slot, q_out.data_ptr(),
+            kt.data_ptr(), vbuf.data_ptr(), B, q_out.size(1), nkv, hd, S, kt.size(-1),
+        )  # fmt: skip
+
+    def attn_decode(self, q, kt, vbuf, key_ok, end: int, scale: float, out, scratch) -> None:
+        """out (B, nh * hd) = attention of q (B, nh, hd) over key slots :end (scratch: Sp)."""
+        B, nkv, S, hd = vbuf.shape
+        self._attn(
+            q.data_ptr(), kt.data_ptr(), vbuf.data_ptr(), key_ok.data_ptr(), end, scale,
+            out.data_ptr(), scratch.data_ptr(), B, q.size(1), nkv, hd, S, kt.size(-1),
+        )  # fmt: skip
+
+    def silu_mul(self, gu, out) -> None:
+        B, I2 = gu.shape
+        self._silu(gu.data_ptr(), out.data_ptr(), B, I2 // 2)
+
+
+@functools.cache
+def load() -> DecodeKernels | None:
+    """The kernels for this process, or None (mode ``torch``, or ``auto`` when they cannot be
+    built: logged once). Raises `KernelBuildError` in mode ``c`` when they cannot be built."""
+    chosen = mode()
+    if chosen == "torch":
+        return None
+    try:
+        return DecodeKernels(build())
+    except (KernelBuildError, OSError) as e:
+        if chosen == "c":
+            raise
+        log.warning("CPU decode kernels unavailable, using the PyTorch decode step: %s", e)
+        return None
+
+
+def usable(*tensors: torch.Tensor) -> bool:
+    """True when every tensor is a contiguous float32 CPU tensor (the kernels' only input)."""
+    return all(
+        t.device.type == "cpu" and t.dtype is torch.float32 and t.is_contiguous() for t in tensors
+    )
