@@ -147,7 +147,12 @@ def test_training_step_with_onednn_matches_default_kernel(mode):
     assert l1 == pytest.approx(l0, rel=1e-5)
     for name in g0:
         torch.testing.assert_close(g1[name], g0[name], rtol=1e-4, atol=1e-6, msg=name)
-        torch.testing.assert_close(p1[name], p0[name], rtol=1e-4, atol=1e-6, msg=name)
+        # AdamW's first step moves each weight by ~lr * g / (|g| + 1e-8): where |g| is near
+        # eps (k_proj's bias has a zero gradient in exact arithmetic), 1e-10 of rounding in g
+        # moves the weight by up to ~1e-5; elsewhere the new weights agree tightly
+        stable = g0[name].abs() > 1e-6
+        torch.testing.assert_close(p1[name][stable], p0[name][stable], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(p1[name], p0[name], rtol=0, atol=1e-4, msg=name)
 
 
 def test_torch_mode_keeps_plain_linears(mode):

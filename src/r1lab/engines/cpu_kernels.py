@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from r1lab.engines import c_kernels, fused_modules
+
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "onednn", "torch")
@@ -69,6 +71,15 @@ def _folded_mm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torc
     return _onednn_mm(_rows(x), w, b).view(*x.shape[:-1], w.size(0))
 
 
+def _t(x2: torch.Tensor) -> torch.Tensor:
+    """``x2.t()`` as a contiguous copy: a tiled C transpose when the fused kernels are on (about
+    twice PyTorch's strided copy for these (rows, 128) operands), else ``.contiguous()``."""
+    ck = c_kernels.load() if c_kernels.mode() != "torch" else None
+    if ck is None or not x2.is_contiguous() or x2.dtype is not torch.float32:
+        return x2.t().contiguous()
+    return ck.transpose(x2)
+
+
 class _OneDNNLinearFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
@@ -87,9 +98,9 @@ class _OneDNNLinearFn(torch.autograd.Function):
             grad_x = _onednn_mm(g2, w.t(), None).view(*grad_y.shape[:-1], w.shape[1])
         if ctx.needs_input_grad[1]:
             if x2.shape[1] < g2.shape[1]:  # copy the narrower transposed operand (x^T here)
-                grad_w = _onednn_mm(x2.t(), g2.t(), None).t().contiguous()
+                grad_w = _t(_onednn_mm(_t(x2), g2.t(), None))
             else:
-                grad_w = _onednn_mm(g2.t(), x2.t(), None)
+                grad_w = _onednn_mm(_t(g2), x2.t(), None)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = g2.sum(0)
         return grad_x, grad_w, grad_b
@@ -214,10 +225,13 @@ def use_onednn() -> bool:
 
 
 def enable(model: nn.Module) -> int:
-    """Make every plain ``nn.Linear`` of ``model`` an `OneDNNLinear` when oneDNN is on.
+    """Make every plain ``nn.Linear`` of ``model`` an `OneDNNLinear` when oneDNN is on (and
+    its RMSNorms and SwiGLU MLPs fused, `fused_modules.enable`).
 
     Returns the number of layers swapped by this call (0 when the process keeps PyTorch's kernel).
     """
+    if isinstance(model, nn.Module):
+        fused_modules.enable(model)  # RMSNorm / SwiGLU through the fused C kernels
     if not isinstance(model, nn.Module) or not use_onednn():
         return 0  # e.g. a LoRA reference wrapper: the policy it wraps is swapped already
     swapped = 0

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from r1lab.engines import decode_kernels
+from r1lab.engines import c_kernels
 from r1lab.engines.cpu_kernels import PLAIN_LINEARS, linear, pack_weight
 
 _TYPES = ("qwen2", "llama")
@@ -74,7 +74,8 @@ _FUSABLE_NORMS = ("Qwen2RMSNorm", "LlamaRMSNorm")
 def _norm_params(module: nn.Module) -> tuple[torch.Tensor, float] | None:
     """(weight, eps) of a known float32 RMSNorm (x * rsqrt(mean x^2 + eps) * w), else None."""
     eps = getattr(module, "variance_epsilon", None)
-    if type(module).__name__ not in _FUSABLE_NORMS or not isinstance(eps, float):
+    known = any(c.__name__ in _FUSABLE_NORMS for c in type(module).__mro__)  # or a fused subclass
+    if not known or not isinstance(eps, float):
         return None
     w = module.weight
     return (w.detach(), eps) if w.dtype is torch.float32 and w.is_contiguous() else None
@@ -187,7 +188,7 @@ class KVDecoder:
         self.ck = self._fused_kernels(attn_BP, K)
 
     def _fused_kernels(self, attn_BP: torch.Tensor, K: int):
-        """The C decode kernels (engines/decode_kernels.py) and their buffers, when they apply:
+        """The C decode kernels (engines/c_kernels.py) and their buffers, when they apply:
         float32 CPU, known RMSNorms, SiLU MLPs; else None (the PyTorch step below)."""
         dec = self.dec
         norms = []
@@ -202,11 +203,11 @@ class KVDecoder:
             any(n is None for n in norms)
             or not acts <= {"SiLU", "SiLUActivation"}
             or self.nh % self.nkv
-            or not decode_kernels.usable(self.cos, self.sin, dec.embed_tokens.weight)
-            or decode_kernels.mode() == "torch"
+            or not c_kernels.usable(self.cos, self.sin, dec.embed_tokens.weight)
+            or c_kernels.mode() == "torch"
         ):
             return None
-        ck = decode_kernels.load()
+        ck = c_kernels.load()
         if ck is None:
             return None
         B, dev = attn_BP.size(0), attn_BP.device

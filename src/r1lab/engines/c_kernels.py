@@ -1,23 +1,29 @@
-"""Fused C kernels for the CPU decode step, compiled on first use and called through ctypes.
+"""Fused C kernels for the CPU, compiled on first use and called through ctypes.
 
-A decode step of a small model on the CPU is dominated by per-op overhead: each of the ~45
-PyTorch ops of a layer sees a few KB. ``csrc/decode_step.c`` does a layer's non-matmul work in
-four calls (residual add + RMSNorm, rotary + K/V write, attention over the cache, SiLU * up);
-`KVDecoder` uses them for one-token steps on float32 CPU tensors, and keeps the matmuls on
-oneDNN / PyTorch. The results equal the PyTorch path up to float32 rounding (~1e-6; tested).
+On the CPU, a small model's elementwise work is dominated by per-op overhead and by passes over
+memory: a decode step runs ~45 PyTorch ops per layer on a few KB each, and autograd's RMSNorm
+backward alone is ~10 ops. ``csrc/cpu_fused.c`` does that work in single passes:
+
+* decode (`KVDecoder`): a layer's non-matmul work in four calls - residual add + RMSNorm,
+  rotary + K/V write, attention over the cache, SiLU * up;
+* training (`fused_modules`): RMSNorm and SiLU(gate) * up forward and backward as autograd
+  functions, and the transposed copies of the oneDNN linear backward (`cpu_kernels`).
+
+The matmuls stay with oneDNN / PyTorch. Results equal the PyTorch ops up to float32 rounding
+(~1e-7 relative; tested).
 
 The source is compiled once per machine with the system C compiler (``$CC`` or ``cc``;
 ``-O3 -march=native``) into ``$R1LAB_CACHE/kernels/`` (default ``~/.cache/r1lab``), under a name
 that hashes the source, the flags, the compiler's version and the CPU's flags, written
 atomically (concurrent ranks may race; the last rename wins with identical bytes).
-``R1LAB_CPU_DECODE`` chooses: ``auto`` (default: use the kernels when they build, else log a
-warning once and keep the PyTorch path), ``c`` (raise if they cannot be built), ``torch``
+``R1LAB_CPU_FUSED`` chooses: ``auto`` (default: use the kernels when they build, else log a
+warning once and keep the PyTorch ops), ``c`` (raise if they cannot be built), ``torch``
 (never use them).
 
-Shapes (every tensor contiguous float32 on the CPU, see the C file): x, y (B, H); qkv
-(B, (nh + 2 nkv) hd); cos, sin (B, S, hd); q (B, nh, hd); keys transposed kt (B, nkv, hd, Sp), Sp = S rounded up to 16;
-values (B, nkv, S, hd); key_ok
-(B, S) bool; attention out (B, nh hd); gu (B, 2 I).
+Shapes (every tensor contiguous float32 on the CPU; see the C file): decode - x, y (B, H); qkv
+(B, (nh + 2 nkv) hd); cos, sin (B, S, hd); q (B, nh, hd); keys transposed kt (B, nkv, hd, Sp),
+Sp = S rounded up to 16; values (B, nkv, S, hd); key_ok (B, S) bool; attention out (B, nh hd);
+gu (B, 2 I). Training - x, y, dy, dx (rows, H), inv (rows,); g, u, dg, du of any shape.
 """
 
 from __future__ import annotations
@@ -39,9 +45,9 @@ from r1lab.utils.paths import cache_root
 
 log = logging.getLogger(__name__)
 
-ENV = "R1LAB_CPU_DECODE"
+ENV = "R1LAB_CPU_FUSED"
 MODES = ("auto", "c", "torch")
-SOURCE = Path(__file__).with_name("csrc") / "decode_step.c"
+SOURCE = Path(__file__).with_name("csrc") / "cpu_fused.c"
 FLAGS = ("-O3", "-ffp-contract=off", "-fPIC", "-shared", "-std=gnu11")
 NATIVE = ("-march=native",)
 
@@ -51,6 +57,11 @@ _SIGNATURES = {
     "r1_rope_store": (_P, _P, _P, _I, _P, _P, _P, _I, _I, _I, _I, _I, _I),
     "r1_attn_decode": (_P, _P, _P, _P, _I, _F, _P, _P, _I, _I, _I, _I, _I, _I),
     "r1_silu_mul": (_P, _P, _I, _I),
+    "r1_swiglu_fwd": (_P, _P, _P, _I),
+    "r1_swiglu_bwd": (_P, _P, _P, _P, _P, _I),
+    "r1_rmsnorm_fwd": (_P, _P, _F, _P, _P, _I, _I),
+    "r1_rmsnorm_bwd": (_P, _P, _P, _P, _P, _P, _I, _I),
+    "r1_transpose": (_P, _I, _I, _I, _P),
 }
 
 
@@ -119,7 +130,7 @@ def build(cache_dir: Path | None = None) -> Path:
             [SOURCE.read_text(), " ".join(FLAGS + NATIVE), _version(cc), _cpu_flags()]
         ).encode()
     ).hexdigest()[:16]
-    out = (cache_dir or cache_root() / "kernels") / f"decode_step-{key}.so"
+    out = (cache_dir or cache_root() / "kernels") / f"cpu_fused-{key}.so"
     if not out.exists():
         _compile(cc, out)
         log.info("compiled the CPU decode kernels: %s", out)
@@ -143,6 +154,9 @@ class DecodeKernels:
         self._rope = lib.r1_rope_store
         self._attn = lib.r1_attn_decode
         self._silu = lib.r1_silu_mul
+        self._swiglu_fwd, self._swiglu_bwd = lib.r1_swiglu_fwd, lib.r1_swiglu_bwd
+        self._rms_fwd, self._rms_bwd = lib.r1_rmsnorm_fwd, lib.r1_rmsnorm_bwd
+        self._transpose = lib.r1_transpose
 
     def add_rmsnorm(self, x, delta, w, eps: float, y) -> None:
         """x += delta (in place; skipped when delta is None), y = RMSNorm(x) * w."""
@@ -169,6 +183,38 @@ class DecodeKernels:
     def silu_mul(self, gu, out) -> None:
         B, I2 = gu.shape
         self._silu(gu.data_ptr(), out.data_ptr(), B, I2 // 2)
+
+    # training (fused_modules.py): tensors of any shape, contiguous, n = numel
+
+    def swiglu_fwd(self, g, u, y) -> None:
+        """y = silu(g) * u."""
+        self._swiglu_fwd(g.data_ptr(), u.data_ptr(), y.data_ptr(), g.numel())
+
+    def swiglu_bwd(self, dy, g, u, dg, du) -> None:
+        """dg, du of y = silu(g) * u."""
+        self._swiglu_bwd(
+            dy.data_ptr(), g.data_ptr(), u.data_ptr(), dg.data_ptr(), du.data_ptr(), g.numel()
+        )
+
+    def rmsnorm_fwd(self, x, w, eps: float, y, inv) -> None:
+        """x, y (rows, H); inv (rows,) gets rsqrt(mean(x^2) + eps)."""
+        rows, H = x.shape
+        self._rms_fwd(x.data_ptr(), w.data_ptr(), eps, y.data_ptr(), inv.data_ptr(), rows, H)
+
+    def rmsnorm_bwd(self, dy, x, w, inv, dx, dw_acc) -> None:
+        """dx (rows, H); dw_acc (H,) float64, zeroed: += the weight gradient."""
+        rows, H = x.shape
+        self._rms_bwd(
+            dy.data_ptr(), x.data_ptr(), w.data_ptr(), inv.data_ptr(), dx.data_ptr(),
+            dw_acc.data_ptr(), rows, H,
+        )  # fmt: skip
+
+    def transpose(self, src: torch.Tensor) -> torch.Tensor:
+        """A contiguous copy of ``src.t()`` for a 2-D float32 ``src`` with unit column stride."""
+        rows, cols = src.shape
+        dst = torch.empty((cols, rows), dtype=src.dtype)
+        self._transpose(src.data_ptr(), rows, cols, src.stride(0), dst.data_ptr())
+        return dst
 
 
 @functools.cache

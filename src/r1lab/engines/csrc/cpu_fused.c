@@ -1,5 +1,5 @@
 /* Fused float32 CPU kernels for one KV-decode step of a Qwen2 / Llama model
- * (r1lab/engines/kv_decode.py, loaded by r1lab/engines/decode_kernels.py through ctypes).
+ * (r1lab/engines/kv_decode.py, loaded by r1lab/engines/c_kernels.py through ctypes).
  *
  * Why: at decode time every op sees a (rows, hidden) activation of a few KB, so a step of a tiny
  * model costs the fixed overhead of ~45 PyTorch ops per layer, not their arithmetic. These
@@ -234,5 +234,88 @@ void r1_silu_mul(const float *gu, float *out, int64_t B, int64_t I) {
             store16(o + j, gv / (1.0f + exp16(-gv)) * load16(u + j));
         }
         for (; j < I; j++) o[j] = g[j] / (1.0f + exp1(-g[j])) * u[j];
+    }
+}
+
+/* ---- training: forward and backward of the elementwise parts (autograd in c_kernels.py) ---- */
+
+/* y = silu(g) * u over n elements; silu(g) = g / (1 + e^-g) (PyTorch's formula). */
+void r1_swiglu_fwd(const float *g, const float *u, float *y, int64_t n) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        v16 gv = load16(g + j);
+        store16(y + j, gv / (1.0f + exp16(-gv)) * load16(u + j));
+    }
+    for (; j < n; j++) y[j] = g[j] / (1.0f + exp1(-g[j])) * u[j];
+}
+
+/* Gradients of y = silu(g) * u: du = dy * silu(g), dg = (dy * u) * s * (1 + g * (1 - s)),
+ * s = sigmoid(g) (the order of PyTorch's mul and silu_backward). */
+void r1_swiglu_bwd(const float *dy, const float *g, const float *u, float *dg, float *du,
+                   int64_t n) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        v16 gv = load16(g + j), dv = load16(dy + j);
+        v16 e = 1.0f + exp16(-gv);
+        v16 s = 1.0f / e;
+        store16(du + j, dv * (gv / e));
+        store16(dg + j, ((dv * load16(u + j)) * s) * (1.0f + gv * (1.0f - s)));
+    }
+    for (; j < n; j++) {
+        float e = 1.0f + exp1(-g[j]);
+        float s = 1.0f / e;
+        du[j] = dy[j] * (g[j] / e);
+        dg[j] = ((dy[j] * u[j]) * s) * (1.0f + g[j] * (1.0f - s));
+    }
+}
+
+/* y = w * (x * r), r = rsqrt(mean(x^2) + eps) per row, r saved in inv (rows). */
+void r1_rmsnorm_fwd(const float *x, const float *w, float eps, float *y, float *inv, int64_t rows,
+                    int64_t H) {
+    for (int64_t b = 0; b < rows; b++) {
+        const float *xr = x + b * H;
+        float *yr = y + b * H;
+        float r = 1.0f / sqrtf(dot(xr, xr, H) / (float)H + eps);
+        inv[b] = r;
+        for (int64_t j = 0; j < H; j++) yr[j] = w[j] * (xr[j] * r);
+    }
+}
+
+/* Gradients of y = w * (x * r): with n = x * r and g = dy * w,
+ * dx = r * (g - n * mean(g * n)); dw += sum over rows of dy * n (accumulated in double; dw_acc
+ * holds H doubles, zeroed by the caller). */
+void r1_rmsnorm_bwd(const float *dy, const float *x, const float *w, const float *inv, float *dx,
+                    double *dw_acc, int64_t rows, int64_t H) {
+    for (int64_t b = 0; b < rows; b++) {
+        const float *xr = x + b * H, *dr = dy + b * H;
+        float *o = dx + b * H;
+        float r = inv[b];
+        float c = 0.0f;
+        int64_t j = 0;
+        if (H >= 16) {
+            v16 acc = (v16){0};
+            for (; j + 16 <= H; j += 16)
+                acc += (load16(dr + j) * load16(w + j)) * (load16(xr + j) * r);
+            c = hsum16(acc);
+        }
+        for (; j < H; j++) c += (dr[j] * w[j]) * (xr[j] * r);
+        c = c / (float)H;
+        for (j = 0; j < H; j++) {
+            float n = xr[j] * r;
+            o[j] = r * (dr[j] * w[j] - n * c);
+            dw_acc[j] += (double)(dr[j] * n);
+        }
+    }
+}
+
+/* dst (cols, rows) = src (rows, cols)^T, src rows `ld` floats apart; 32 x 32 tiles. */
+void r1_transpose(const float *src, int64_t rows, int64_t cols, int64_t ld, float *dst) {
+    for (int64_t i0 = 0; i0 < rows; i0 += 32) {
+        int64_t i1 = i0 + 32 < rows ? i0 + 32 : rows;
+        for (int64_t j0 = 0; j0 < cols; j0 += 32) {
+            int64_t j1 = j0 + 32 < cols ? j0 + 32 : cols;
+            for (int64_t j = j0; j < j1; j++)
+                for (int64_t i = i0; i < i1; i++) dst[j * rows + i] = src[i * ld + j];
+        }
     }
 }

@@ -1,4 +1,4 @@
-"""The C decode kernels (engines/decode_kernels.py) against PyTorch, and the fused decode step."""
+"""The C decode kernels (engines/c_kernels.py) against PyTorch, and the fused decode step."""
 
 import logging
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from test_kv_decode import PROMPTS, llama_gqa  # same directory (pytest prepend import mode)
 
-from r1lab.engines import decode_kernels
+from r1lab.engines import c_kernels
 from r1lab.engines.hf import HFGenerator, sample_tokens
 from r1lab.engines.kv_decode import KVDecoder
 from r1lab.types import SamplingParams
@@ -15,7 +15,7 @@ from r1lab.types import SamplingParams
 
 @pytest.fixture(scope="module")
 def ck():
-    kernels = decode_kernels.load()
+    kernels = c_kernels.load()
     assert kernels is not None, "the decode kernels did not build (is a C compiler installed?)"
     return kernels
 
@@ -115,7 +115,7 @@ def fused_and_torch_logits(model, monkeypatch, steps: int = 6):
     feed = torch.randint(3, V, (steps, 5, 1))
     out = {}
     for mode in ("c", "torch"):
-        monkeypatch.setenv(decode_kernels.ENV, mode)
+        monkeypatch.setenv(c_kernels.ENV, mode)
         dec = KVDecoder(model, attn, steps)
         assert (dec.ck is not None) == (mode == "c")
         rows = [dec.prefill(ids)]
@@ -140,10 +140,10 @@ def test_generation_uses_the_fused_step_and_samples_as_the_pytorch_step(
     monkeypatch.setattr(KVDecoder, "_fused_step", lambda s, *a: calls.append(1) or real(s, *a))
     gen = HFGenerator(tiny_model, tiny_tokenizer, batch_size=4)
     sp = SamplingParams(max_new_tokens=10, temperature=0.9, seed=5)
-    monkeypatch.setenv(decode_kernels.ENV, "c")
+    monkeypatch.setenv(c_kernels.ENV, "c")
     fused = gen.generate(PROMPTS, 3, sp)
     assert calls, "the fused step did not run"
-    monkeypatch.setenv(decode_kernels.ENV, "torch")
+    monkeypatch.setenv(c_kernels.ENV, "torch")
     n = len(calls)
     plain = gen.generate(PROMPTS, 3, sp)
     assert len(calls) == n
@@ -155,34 +155,34 @@ def test_generation_uses_the_fused_step_and_samples_as_the_pytorch_step(
 
 
 def test_modes_and_build_failures(monkeypatch, tmp_path, caplog):
-    monkeypatch.setenv(decode_kernels.ENV, "fastest")
-    with pytest.raises(ValueError, match="R1LAB_CPU_DECODE='fastest'"):
-        decode_kernels.mode()
+    monkeypatch.setenv(c_kernels.ENV, "fastest")
+    with pytest.raises(ValueError, match="R1LAB_CPU_FUSED='fastest'"):
+        c_kernels.mode()
     monkeypatch.setenv("R1LAB_CACHE", str(tmp_path))  # nothing built there yet
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    decode_kernels.load.cache_clear()
+    c_kernels.load.cache_clear()
     try:
-        monkeypatch.setenv(decode_kernels.ENV, "torch")
-        assert decode_kernels.load() is None
-        decode_kernels.load.cache_clear()
-        monkeypatch.setenv(decode_kernels.ENV, "auto")
-        with caplog.at_level(logging.WARNING, logger=decode_kernels.__name__):
-            assert decode_kernels.load() is None
+        monkeypatch.setenv(c_kernels.ENV, "torch")
+        assert c_kernels.load() is None
+        c_kernels.load.cache_clear()
+        monkeypatch.setenv(c_kernels.ENV, "auto")
+        with caplog.at_level(logging.WARNING, logger=c_kernels.__name__):
+            assert c_kernels.load() is None
         assert "using the PyTorch decode step" in caplog.text
-        decode_kernels.load.cache_clear()
-        monkeypatch.setenv(decode_kernels.ENV, "c")
-        with pytest.raises(decode_kernels.KernelBuildError, match="no-such-compiler"):
-            decode_kernels.load()
+        c_kernels.load.cache_clear()
+        monkeypatch.setenv(c_kernels.ENV, "c")
+        with pytest.raises(c_kernels.KernelBuildError, match="no-such-compiler"):
+            c_kernels.load()
     finally:
-        decode_kernels.load.cache_clear()
+        c_kernels.load.cache_clear()
 
 
 def test_broken_source_is_a_build_error_with_the_compiler_message(monkeypatch, tmp_path):
-    bad = tmp_path / "decode_step.c"
+    bad = tmp_path / "cpu_fused.c"
     bad.write_text("this is not C;\n")
-    monkeypatch.setattr(decode_kernels, "SOURCE", bad)
-    with pytest.raises(decode_kernels.KernelBuildError, match="error"):
-        decode_kernels.build(tmp_path / "kernels")
+    monkeypatch.setattr(c_kernels, "SOURCE", bad)
+    with pytest.raises(c_kernels.KernelBuildError, match="error"):
+        c_kernels.build(tmp_path / "kernels")
     assert not list((tmp_path / "kernels").glob("*.so"))  # no half-written library left
 
 

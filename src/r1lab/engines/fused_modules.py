@@ -1,0 +1,151 @@
+"""RMSNorm and SwiGLU MLP modules whose elementwise work runs in the fused C kernels (CPU).
+
+`transformers`' Qwen2 / Llama RMSNorm runs ~6 ops forward and ~10 in autograd's backward, and
+the MLP's ``silu(gate) * up`` 2 forward and 3 backward (saving the SiLU output as well), each a
+pass over a (rows, H) or (rows, I) activation. Here each is one C pass
+(`c_kernels`: ``r1_rmsnorm_fwd/bwd``, ``r1_swiglu_fwd/bwd``) inside an autograd function:
+
+    RMSNorm   y = w * (x * r),  r = rsqrt(mean(x^2) + eps)     x, y: (..., H); saves x, r
+              dx = r * (g - n * mean(g * n)),  dw = sum dy * n,  n = x * r, g = dy * w
+    SwiGLU    h = silu(gate(x)) * up(x)                        gate, up, h: (..., I); saves g, u
+              du = dh * silu(g),  dg = dh * u * s * (1 + g * (1 - s)),  s = sigmoid(g)
+
+Values and gradients equal the `transformers` modules' up to float32 rounding (tested).
+
+`enable(model)` swaps the class of each ``Qwen2RMSNorm`` / ``LlamaRMSNorm`` and each
+``Qwen2MLP`` / ``LlamaMLP`` with a SiLU activation for a subclass (so ``isinstance`` and the
+state dict are unchanged) whose forward takes the fused path for float32 CPU inputs and
+plain-tensor weights outside autocast, and the original forward otherwise (CUDA, half precision,
+FSDP2's DTensor weights). It does nothing when the kernels are off (``R1LAB_CPU_FUSED=torch``)
+or cannot be built (logged by `c_kernels.load`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from r1lab.engines import c_kernels
+
+_NORMS = ("Qwen2RMSNorm", "LlamaRMSNorm")
+_MLPS = ("Qwen2MLP", "LlamaMLP")
+_SILU = ("SiLU", "SiLUActivation")
+_PLAIN = (torch.Tensor, nn.Parameter)
+
+
+def _fusable(*tensors: torch.Tensor) -> bool:
+    return (
+        all(
+            type(t) in _PLAIN and t.dtype is torch.float32 and t.device.type == "cpu"
+            for t in tensors
+        )
+        and tensors[0].numel() > 0
+        and not torch.is_autocast_enabled("cpu")
+    )
+
+
+class _RMSNormFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, eps):
+        ck = c_kernels.load()
+        x2 = x.reshape(-1, x.shape[-1]).contiguous()
+        w = weight.contiguous()
+        y = torch.empty_like(x2)
+        inv = torch.empty(x2.shape[0], dtype=torch.float32)
+        ck.rmsnorm_fwd(x2, w, eps, y, inv)
+        ctx.save_for_backward(x2, w, inv)
+        return y.view(x.shape)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x2, w, inv = ctx.saved_tensors
+        dy2 = dy.reshape(-1, x2.shape[1]).contiguous()
+        dx = torch.empty_like(x2)
+        dw_acc = torch.zeros(x2.shape[1], dtype=torch.float64)
+        c_kernels.load().rmsnorm_bwd(dy2, x2, w, inv, dx, dw_acc)
+        dw = dw_acc.to(torch.float32) if ctx.needs_input_grad[1] else None
+        return dx.view(dy.shape), dw, None
+
+
+class _SwiGLUFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, g, u):
+        g, u = g.contiguous(), u.contiguous()
+        h = torch.empty_like(g)
+        c_kernels.load().swiglu_fwd(g, u, h)
+        ctx.save_for_backward(g, u)
+        return h
+
+    @staticmethod
+    def backward(ctx, dh):
+        g, u = ctx.saved_tensors
+        dg, du = torch.empty_like(g), torch.empty_like(u)
+        c_kernels.load().swiglu_bwd(dh.contiguous(), g, u, dg, du)
+        return dg, du
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """``weight * (x * rsqrt(mean(x^2) + eps))`` over the last dim, fused (float32 CPU)."""
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        return _RMSNormFn.apply(x, weight, eps)
+    x2 = x.reshape(-1, x.shape[-1]).contiguous()
+    y = torch.empty_like(x2)
+    c_kernels.load().rmsnorm_fwd(
+        x2, weight.contiguous(), eps, y, torch.empty(x2.shape[0], dtype=torch.float32)
+    )
+    return y.view(x.shape)
+
+
+def swiglu(g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``silu(g) * u``, fused (float32 CPU, g and u of one shape)."""
+    if torch.is_grad_enabled() and (g.requires_grad or u.requires_grad):
+        return _SwiGLUFn.apply(g, u)
+    h = torch.empty_like(g, memory_format=torch.contiguous_format)
+    c_kernels.load().swiglu_fwd(g.contiguous(), u.contiguous(), h)
+    return h
+
+
+def _norm_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    if _fusable(hidden_states, self.weight):
+        return rms_norm(hidden_states, self.weight, self.variance_epsilon)
+    return super(type(self), self).forward(hidden_states)
+
+
+def _mlp_forward(self, x: torch.Tensor) -> torch.Tensor:
+    g, u = self.gate_proj(x), self.up_proj(x)
+    if g.shape == u.shape and _fusable(g, u):
+        return self.down_proj(swiglu(g, u))
+    return self.down_proj(self.act_fn(g) * u)
+
+
+_SWAPPED: dict[type, type] = {}
+
+
+def _fused_class(cls: type, forward) -> type:
+    """A subclass of ``cls`` with ``forward`` (one per original class)."""
+    if cls not in _SWAPPED:
+        name = f"Fused{cls.__name__}"
+        _SWAPPED[cls] = type(name, (cls,), {"forward": forward, "__module__": __name__})
+        globals()[name] = _SWAPPED[cls]  # importable by name (pickle)
+    return _SWAPPED[cls]
+
+
+def enable(model: nn.Module) -> int:
+    """Swap the known RMSNorm / SiLU-MLP modules of ``model`` for their fused subclasses.
+
+    Returns the number of modules swapped by this call (0 when the kernels are off).
+    """
+    if not isinstance(model, nn.Module) or c_kernels.mode() == "torch":
+        return 0
+    todo = []
+    for module in model.modules():
+        name = type(module).__name__
+        if name in _NORMS and isinstance(getattr(module, "variance_epsilon", None), float):
+            todo.append((module, _norm_forward))
+        elif name in _MLPS and type(getattr(module, "act_fn", None)).__name__ in _SILU:
+            todo.append((module, _mlp_forward))
+    if not todo or c_kernels.load() is None:
+        return 0
+    for module, forward in todo:
+        module.__class__ = _fused_class(type(module), forward)
+    return len(todo)

@@ -1,0 +1,100 @@
+"""Fused RMSNorm / SwiGLU modules (engines/fused_modules.py) against the `transformers` ones."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+import torch
+from test_cpu_kernels import _tiny_qwen2  # same directory (pytest prepend import mode)
+from transformers.models.llama.modeling_llama import LlamaConfig, LlamaMLP, LlamaRMSNorm
+from transformers.models.qwen2.modeling_qwen2 import Qwen2RMSNorm
+
+from r1lab.engines import c_kernels, cpu_kernels, fused_modules
+from r1lab.engines.kv_decode import KVDecoder
+
+
+def _grads(module, *inputs, dy):
+    inputs = [x.detach().clone().requires_grad_() for x in inputs]
+    module.zero_grad()
+    y = module(*inputs)
+    y.backward(dy)
+    return (
+        y.detach(),
+        [x.grad for x in inputs],
+        {n: p.grad.clone() for n, p in module.named_parameters()},
+    )
+
+
+@pytest.mark.parametrize("cls", [Qwen2RMSNorm, LlamaRMSNorm])
+def test_fused_rmsnorm_matches_transformers(cls):
+    torch.manual_seed(0)
+    ref = cls(40, eps=1e-5)
+    with torch.no_grad():
+        ref.weight.uniform_(0.5, 1.5)
+    fused = copy.deepcopy(ref)
+    assert fused_modules.enable(fused) == 1
+    assert isinstance(fused, cls) and type(fused) is not cls
+    x = torch.randn(3, 7, 40).transpose(0, 1)  # not contiguous
+    dy = torch.randn(7, 3, 40)
+    y0, (dx0,), dw0 = _grads(ref, x, dy=dy)
+    y1, (dx1,), dw1 = _grads(fused, x, dy=dy)
+    torch.testing.assert_close(y1, y0, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(dx1, dx0, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(dw1["weight"], dw0["weight"], rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), y0, rtol=1e-6, atol=1e-6)
+    half = x.to(torch.bfloat16)  # not float32: the original forward, exactly
+    assert torch.equal(fused.to(torch.bfloat16)(half), ref.to(torch.bfloat16)(half))
+
+
+def test_fused_swiglu_mlp_matches_transformers():
+    torch.manual_seed(1)
+    cfg = LlamaConfig(
+        hidden_size=24, intermediate_size=40, num_attention_heads=4, hidden_act="silu"
+    )
+    ref = LlamaMLP(cfg)
+    fused = copy.deepcopy(ref)
+    assert fused_modules.enable(fused) == 1
+    x = torch.randn(5, 3, 24) * 3
+    dy = torch.randn(5, 3, 24)
+    y0, (dx0,), g0 = _grads(ref, x, dy=dy)
+    y1, (dx1,), g1 = _grads(fused, x, dy=dy)
+    torch.testing.assert_close(y1, y0, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(dx1, dx0, rtol=1e-5, atol=1e-6)
+    for name in g0:
+        torch.testing.assert_close(g1[name], g0[name], rtol=1e-5, atol=1e-6, msg=name)
+    gelu = LlamaMLP(
+        LlamaConfig(hidden_size=8, intermediate_size=16, num_attention_heads=2, hidden_act="gelu")
+    )
+    assert fused_modules.enable(gelu) == 0  # only SiLU MLPs are fused
+
+
+def test_enable_on_a_model_keeps_state_pickles_and_kv_decode_still_fuses(monkeypatch):
+    model = _tiny_qwen2()
+    ids = torch.randint(0, 50, (2, 9))
+    with torch.no_grad():
+        before = model(ids).logits
+    keys = list(model.state_dict())
+    layers = len(model.model.layers)
+    assert fused_modules.enable(model) == 3 * layers + 1  # 2 norms + 1 MLP per layer, final norm
+    assert fused_modules.enable(model) == 0  # idempotent
+    assert list(model.state_dict()) == keys
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, before, rtol=1e-5, atol=1e-5)
+    norm = model.model.norm
+    assert type(pickle.loads(pickle.dumps(norm))) is type(norm)
+    assert type(copy.deepcopy(model).model.norm) is type(norm)
+    monkeypatch.setenv(c_kernels.ENV, "c")
+    assert KVDecoder(model, torch.ones(2, 3, dtype=torch.long), 4).ck is not None
+    monkeypatch.setenv(c_kernels.ENV, "torch")
+    assert fused_modules.enable(_tiny_qwen2()) == 0
+
+
+def test_transposed_copy_of_the_linear_backward():
+    x = torch.randn(37, 21)
+    assert torch.equal(cpu_kernels._t(x), x.t().contiguous())
+    assert cpu_kernels._t(x).is_contiguous()
+    wide = torch.randn(5, 40)[:, 3:30]  # rows 40 floats apart
+    assert torch.equal(c_kernels.load().transpose(wide), wide.t().contiguous())
