@@ -78,7 +78,7 @@ def test_enable_on_a_model_keeps_state_pickles_and_kv_decode_still_fuses(monkeyp
         before = model(ids).logits
     keys = list(model.state_dict())
     layers = len(model.model.layers)
-    assert fused_modules.enable(model) == 3 * layers + 1  # 2 norms + 1 MLP per layer, final norm
+    assert fused_modules.enable(model) == 4 * layers + 1  # 2 norms, MLP, attention; final norm
     assert fused_modules.enable(model) == 0  # idempotent
     assert list(model.state_dict()) == keys
     with torch.no_grad():
@@ -98,3 +98,77 @@ def test_transposed_copy_of_the_linear_backward():
     assert cpu_kernels._t(x).is_contiguous()
     wide = torch.randn(5, 40)[:, 3:30]  # rows 40 floats apart
     assert torch.equal(c_kernels.load().transpose(wide), wide.t().contiguous())
+
+
+def _count_fused_attention(monkeypatch) -> list:
+    calls = []
+    real = fused_modules._AttnFn.forward
+    monkeypatch.setattr(
+        fused_modules._AttnFn,
+        "forward",
+        staticmethod(lambda ctx, *a: calls.append(tuple(a[3].shape)) or real(ctx, *a)),
+    )
+    return calls
+
+
+@pytest.mark.parametrize("gqa", [False, True])
+def test_fused_attention_model_matches_transformers_with_padding(gqa, monkeypatch):
+    from test_kv_decode import llama_gqa
+
+    torch.manual_seed(5)
+    ref = (llama_gqa(50) if gqa else _tiny_qwen2(seed=5)).train()
+    fused = copy.deepcopy(ref)
+    assert fused_modules.enable(fused) > 0
+    assert type(fused.model.layers[0].self_attn).__name__.startswith("Fused")
+    calls = _count_fused_attention(monkeypatch)
+    ids = torch.randint(0, 50, (3, 10))
+    attn = torch.ones(3, 10, dtype=torch.long)
+    attn[1, :4] = 0  # left padding: rows of fully masked queries
+    labels = ids.masked_fill(attn == 0, -100)
+    for model in (ref, fused):
+        model.zero_grad()
+        model(input_ids=ids, attention_mask=attn, labels=labels).loss.backward()
+    assert len(calls) == len(fused.model.layers) and calls[0] == (3, 10, 10)
+    with torch.no_grad():
+        diff = (
+            ref(input_ids=ids, attention_mask=attn).logits - fused(ids, attention_mask=attn).logits
+        )
+    assert diff[attn.bool()].abs().max() < 1e-5
+    for (name, p0), (_, p1) in zip(ref.named_parameters(), fused.named_parameters()):
+        torch.testing.assert_close(p1.grad, p0.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_fused_attention_over_a_shared_prompt_cache(monkeypatch):
+    """The teacher-forced pass that runs each prompt once (a `transformers` cache holds its
+    K/V): values and gradients as the `transformers` attention gives."""
+    from r1lab.engines.hf import completion_logprobs
+
+    ref = _tiny_qwen2(seed=6).train()
+    fused = copy.deepcopy(ref)
+    fused_modules.enable(fused)
+    calls = _count_fused_attention(monkeypatch)
+    prompts = [[5, 6, 7]] * 3 + [[9, 4]] * 2
+    completions = [[8, 9, 10, 11], [8, 3], [12, 13, 14], [1, 2, 3, 4, 5], [6]]
+    out = []
+    for model in (ref, fused):
+        model.zero_grad()
+        logp, mask = completion_logprobs(model, prompts, completions, pad_id=0)
+        (logp * mask).sum().backward()
+        out.append((logp.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    assert any(shape[-1] > shape[-2] for shape in calls)  # queries over prompt + own keys
+    torch.testing.assert_close(out[1][0], out[0][0], rtol=1e-5, atol=1e-5)
+    for name, g in out[0][1].items():
+        torch.testing.assert_close(out[1][1][name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_attention_keeps_its_own_forward_for_other_masks(monkeypatch):
+    model = _tiny_qwen2(seed=7)
+    model.config._attn_implementation = "eager"  # additive float masks: not handled here
+    ids = torch.randint(0, 50, (2, 6))
+    with torch.no_grad():
+        before = model(ids).logits
+    fused_modules.enable(model)
+    calls = _count_fused_attention(monkeypatch)
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, before, rtol=1e-5, atol=1e-5)
+    assert calls == []

@@ -62,6 +62,10 @@ _SIGNATURES = {
     "r1_rmsnorm_fwd": (_P, _P, _F, _P, _P, _I, _I),
     "r1_rmsnorm_bwd": (_P, _P, _P, _P, _P, _P, _I, _I),
     "r1_transpose": (_P, _I, _I, _I, _P),
+    "r1_attn_fwd": (_P, _P, _P, _P, _I, _F, _P, _P, _P, _I, _I, _I, _I, _I, _I),
+    "r1_attn_bwd": (_P, _P, _P, _P, _I, _F, _P, _P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _I),
+    "r1_rope_fwd": (_P, _I, _P, _P, _I, _P, _I, _I, _I, _I),
+    "r1_rope_bwd": (_P, _P, _P, _I, _P, _I, _I, _I, _I),
 }
 
 
@@ -157,6 +161,8 @@ class DecodeKernels:
         self._swiglu_fwd, self._swiglu_bwd = lib.r1_swiglu_fwd, lib.r1_swiglu_bwd
         self._rms_fwd, self._rms_bwd = lib.r1_rmsnorm_fwd, lib.r1_rmsnorm_bwd
         self._transpose = lib.r1_transpose
+        self._attn_fwd, self._attn_bwd = lib.r1_attn_fwd, lib.r1_attn_bwd
+        self._rope_fwd, self._rope_bwd = lib.r1_rope_fwd, lib.r1_rope_bwd
 
     def add_rmsnorm(self, x, delta, w, eps: float, y) -> None:
         """x += delta (in place; skipped when delta is None), y = RMSNorm(x) * w."""
@@ -209,12 +215,59 @@ class DecodeKernels:
             dw_acc.data_ptr(), rows, H,
         )  # fmt: skip
 
+    def attn_fwd(self, q, k, v, mask, scale: float, out, lse) -> None:
+        """q (B, nh, T, hd), k / v (B, nkv, S, hd), mask (B or 1, T, S) uint8 -> out (B, T, nh,
+        hd), lse (B, nh, T)."""
+        B, nh, T, hd = q.shape
+        nkv, S = k.size(1), k.size(2)
+        scratch = _scratch(hd, S)  # held here: a temporary's memory is freed before the call
+        self._attn_fwd(
+            q.data_ptr(), k.data_ptr(), v.data_ptr(), mask.data_ptr(), _bs(mask), scale,
+            out.data_ptr(), lse.data_ptr(), scratch.data_ptr(), B, nh, nkv, T, S, hd,
+        )  # fmt: skip
+
+    def attn_bwd(self, q, k, v, mask, scale: float, out, dout, lse, dq, dk, dv) -> None:
+        """dq (B, nh, T, hd); dk, dv (B, nkv, S, hd) zeroed: the attention gradients."""
+        B, nh, T, hd = q.shape
+        nkv, S = k.size(1), k.size(2)
+        scratch = _scratch(hd, S)
+        self._attn_bwd(
+            q.data_ptr(), k.data_ptr(), v.data_ptr(), mask.data_ptr(), _bs(mask), scale,
+            out.data_ptr(), dout.data_ptr(), lse.data_ptr(), dq.data_ptr(), dk.data_ptr(),
+            dv.data_ptr(), scratch.data_ptr(), B, nh, nkv, T, S, hd,
+        )  # fmt: skip
+
+    def rope_fwd(self, x, cos, sin, y) -> None:
+        """x (B, T, n hd) -> y (B, n, T, hd) rotated; cos / sin (B or 1, T, hd)."""
+        B, n, T, hd = y.shape
+        self._rope_fwd(
+            x.data_ptr(), x.stride(1), cos.data_ptr(), sin.data_ptr(), _bs(cos), y.data_ptr(),
+            B, T, n, hd,
+        )  # fmt: skip
+
+    def rope_bwd(self, dy, cos, sin, dx) -> None:
+        """dy (B, n, T, hd) -> dx (B, T, n hd)."""
+        B, n, T, hd = dy.shape
+        self._rope_bwd(
+            dy.data_ptr(), cos.data_ptr(), sin.data_ptr(), _bs(cos), dx.data_ptr(), B, T, n, hd
+        )
+
     def transpose(self, src: torch.Tensor) -> torch.Tensor:
         """A contiguous copy of ``src.t()`` for a 2-D float32 ``src`` with unit column stride."""
         rows, cols = src.shape
         dst = torch.empty((cols, rows), dtype=src.dtype)
         self._transpose(src.data_ptr(), rows, cols, src.stride(0), dst.data_ptr())
         return dst
+
+
+def _bs(t: torch.Tensor) -> int:
+    """Batch stride of a (B or 1, ...) operand: 0 when one slice serves every row."""
+    return 0 if t.size(0) == 1 else t.stride(0)
+
+
+def _scratch(hd: int, S: int) -> torch.Tensor:
+    Sp = (S + 15) // 16 * 16
+    return torch.empty(2 * hd * Sp + 2 * Sp, dtype=torch.float32)
 
 
 @functools.cache

@@ -29,6 +29,7 @@ from r1lab.engines import c_kernels
 
 _NORMS = ("Qwen2RMSNorm", "LlamaRMSNorm")
 _MLPS = ("Qwen2MLP", "LlamaMLP")
+_ATTNS = ("Qwen2Attention", "LlamaAttention")
 _SILU = ("SiLU", "SiLUActivation")
 _PLAIN = (torch.Tensor, nn.Parameter)
 
@@ -84,6 +85,64 @@ class _SwiGLUFn(torch.autograd.Function):
         return dg, du
 
 
+class _RopeFn(torch.autograd.Function):
+    """x (B, T, n hd) -> (B, n, T, hd), x cos + rotate_half(x) sin (cos / sin (B or 1, T, hd))."""
+
+    @staticmethod
+    def forward(ctx, x, cos, sin, n):
+        B, T, W = x.shape
+        x = x.contiguous()
+        y = torch.empty((B, n, T, W // n), dtype=x.dtype)
+        c_kernels.load().rope_fwd(x, cos, sin, y)
+        ctx.save_for_backward(cos, sin)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        cos, sin = ctx.saved_tensors
+        B, n, T, hd = dy.shape
+        dx = torch.empty((B, T, n * hd), dtype=dy.dtype)
+        c_kernels.load().rope_bwd(dy.contiguous(), cos, sin, dx)
+        return dx, None, None, None
+
+
+class _AttnFn(torch.autograd.Function):
+    """softmax(scale q k^T, masked) v: q (B, nh, T, hd), k / v (B, nkv, S, hd), mask (B or 1,
+    T, S) uint8 -> (B, T, nh hd). Saves q, k, v, the output and each query's log-sum-exp; the
+    backward recomputes the probabilities from them (no (T, S) matrix is kept)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask, scale):
+        B, nh, T, hd = q.shape
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        out = torch.empty((B, T, nh, hd), dtype=q.dtype)
+        lse = torch.empty((B, nh, T), dtype=q.dtype)
+        c_kernels.load().attn_fwd(q, k, v, mask, scale, out, lse)
+        ctx.save_for_backward(q, k, v, mask, out, lse)
+        ctx.scale = scale
+        return out.view(B, T, nh * hd)
+
+    @staticmethod
+    def backward(ctx, dout):
+        q, k, v, mask, out, lse = ctx.saved_tensors
+        dq, dk, dv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        dout = dout.contiguous().view(out.shape)
+        c_kernels.load().attn_bwd(q, k, v, mask, ctx.scale, out, dout, lse, dq, dk, dv)
+        return dq, dk, dv, None, None
+
+
+def _key_mask(attention_mask, T: int, S: int) -> torch.Tensor | None:
+    """(B or 1, T, S) uint8 from the mask `transformers` hands an attention layer: None is
+    causal (query i sees keys up to S - T + i), a bool (b, 1, T, S) mask as it is; None when the
+    mask has another form (then the layer keeps its own forward)."""
+    if attention_mask is None:
+        return torch.ones((T, S), dtype=torch.bool).tril(S - T).to(torch.uint8).unsqueeze(0)
+    m = attention_mask
+    if m.dtype is not torch.bool or m.dim() != 4 or m.size(1) != 1 or m.shape[-2:] != (T, S):
+        return None
+    return m[:, 0].to(torch.uint8).contiguous()
+
+
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """``weight * (x * rsqrt(mean(x^2) + eps))`` over the last dim, fused (float32 CPU)."""
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
@@ -118,6 +177,66 @@ def _mlp_forward(self, x: torch.Tensor) -> torch.Tensor:
     return self.down_proj(self.act_fn(g) * u)
 
 
+def _attn_forward(self, hidden_states, position_embeddings, attention_mask=None, cache=None, **kw):
+    cache = kw.pop("past_key_values", cache)
+    cos, sin = position_embeddings
+    B, T = hidden_states.shape[:2]
+    hd = self.head_dim
+    cfg = self.config
+    plain = (
+        getattr(cfg, "_attn_implementation", None) in ("sdpa", "eager")
+        and getattr(self, "sliding_window", None) is None
+        and not (self.training and self.attention_dropout > 0)
+        and not kw.get("output_attentions")
+        and kw.get("softcap") is None
+        and cos.dim() == 3
+        and cos.shape[1:] == (T, hd)
+        and _fusable(hidden_states, cos, sin)
+    )
+    mask = None
+    if plain:
+        S = T + (cache.get_seq_length(self.layer_idx) if cache is not None else 0)
+        mask = _key_mask(attention_mask, T, S)
+    if mask is None:
+        return super(type(self), self).forward(
+            hidden_states, position_embeddings, attention_mask, cache, **kw
+        )
+    nh, nkv = cfg.num_attention_heads, cfg.num_key_value_heads
+    cos, sin = cos.contiguous(), sin.contiguous()
+    q = _RopeFn.apply(self.q_proj(hidden_states), cos, sin, nh)  # (B, nh, T, hd)
+    k = _RopeFn.apply(self.k_proj(hidden_states), cos, sin, nkv)
+    v = self.v_proj(hidden_states).view(B, T, nkv, hd).transpose(1, 2)
+    if cache is not None:
+        k, v = cache.update(k, v, self.layer_idx, kwargs=kw)
+    out = _AttnFn.apply(q, k, v, mask, float(self.scaling))
+    return self.o_proj(out), None
+
+
+_ATTN_PARAMS = ["self", "hidden_states", "position_embeddings", "attention_mask", "cache", "kwargs"]
+
+
+def _attn_swappable(module: nn.Module) -> bool:
+    """The `transformers` 5 attention layer this forward mirrors (q/k/v/o projections, rotary
+    from position_embeddings, ``cache.update``), with a SiLU-free plain layout."""
+    import inspect
+
+    if type(module).__name__ not in _ATTNS:
+        return False
+    fn = inspect.unwrap(type(module).forward)
+    try:
+        names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return False
+    cfg = getattr(module, "config", None)
+    return (
+        names == _ATTN_PARAMS
+        and all(hasattr(module, a) for a in ("q_proj", "k_proj", "v_proj", "o_proj", "head_dim"))
+        and cfg is not None
+        and cfg.num_attention_heads % cfg.num_key_value_heads == 0
+        and not getattr(module, "q_norm", None)  # Qwen3-style q/k norms: not this forward
+    )
+
+
 _SWAPPED: dict[type, type] = {}
 
 
@@ -144,6 +263,8 @@ def enable(model: nn.Module) -> int:
             todo.append((module, _norm_forward))
         elif name in _MLPS and type(getattr(module, "act_fn", None)).__name__ in _SILU:
             todo.append((module, _mlp_forward))
+        elif _attn_swappable(module):
+            todo.append((module, _attn_forward))
     if not todo or c_kernels.load() is None:
         return 0
     for module, forward in todo:

@@ -20,6 +20,16 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Matmul-like loops may contract a * b + c into an FMA (FMA_FN on the function, FMA_OK first in
+ * its body); the elementwise kernels keep -ffp-contract=off, PyTorch's rounding. */
+#if defined(__clang__)
+#define FMA_FN
+#define FMA_OK _Pragma("clang fp contract(fast)")
+#else
+#define FMA_FN __attribute__((optimize("fp-contract=fast")))
+#define FMA_OK
+#endif
+
 typedef float v16 __attribute__((vector_size(64)));
 typedef int32_t v16i __attribute__((vector_size(64)));
 typedef uint8_t v16u8 __attribute__((vector_size(16)));
@@ -148,9 +158,10 @@ void r1_rope_store(const float *qkv, const float *cos, const float *sin, int64_t
  * Keys come from the transposed cache kt (B, nkv, hd, Sp), Sp a multiple of 16 >= S, so that 16
  * keys' scores are one vector per head dimension; values from vbuf (B, nkv, S, hd). `scratch`
  * holds at least Sp floats. Grouped-query heads share their K/V head. */
-void r1_attn_decode(const float *q, const float *kt, const float *vbuf, const uint8_t *key_ok,
+FMA_FN void r1_attn_decode(const float *q, const float *kt, const float *vbuf, const uint8_t *key_ok,
                     int64_t end, float scale, float *out, float *scratch, int64_t B, int64_t nh,
                     int64_t nkv, int64_t hd, int64_t S, int64_t Sp) {
+    FMA_OK
     const v16i iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     const v16 neg_inf = (v16){0} - INFINITY;
     int64_t per = nh / nkv;
@@ -318,4 +329,187 @@ void r1_transpose(const float *src, int64_t rows, int64_t cols, int64_t ld, floa
                 for (int64_t i = i0; i < i1; i++) dst[j * rows + i] = src[i * ld + j];
         }
     }
+}
+
+/* ---- training attention (autograd in fused_modules.py) --------------------------------------
+ * q (B, nh, T, hd), k / v (B, nkv, S, hd), mask (B or 1, T, S) bytes (1 = may attend; batch
+ * stride mask_bs, 0 when shared), out / dout (B, T, nh, hd) (the o_proj input layout),
+ * lse (B, nh, T) the log-sum-exp of each query's scaled scores (-inf: no valid key, zero output).
+ * `scratch` holds 2 hd Sp + 2 Sp floats, Sp = S rounded up to 16. */
+
+static void transpose_keys(const float *K, int64_t S, int64_t hd, int64_t Sp, float *KT) {
+    for (int64_t j = 0; j < S; j++)
+        for (int64_t d = 0; d < hd; d++) KT[d * Sp + j] = K[j * hd + d];
+    for (int64_t d = 0; d < hd; d++)
+        for (int64_t j = S; j < Sp; j++) KT[d * Sp + j] = 0.0f;
+}
+
+/* sc[0..Sp) = scale * q . k_j for valid keys (mask row `mrow`, j < S), -inf elsewhere; the max */
+FMA_FN static float score_row(const float *qi, const float *KT, const uint8_t *mrow, int64_t S,
+                              int64_t Sp, int64_t hd, float scale, float *sc) {
+    FMA_OK
+    const v16i iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const v16 neg_inf = (v16){0} - INFINITY;
+    v16 vmax = neg_inf;
+    for (int64_t j = 0; j < Sp; j += 16) {
+        v16 a0 = (v16){0}, a1 = (v16){0};
+        int64_t d = 0;
+        for (; d + 2 <= hd; d += 2) {
+            a0 += qi[d] * load16(KT + d * Sp + j);
+            a1 += qi[d + 1] * load16(KT + (d + 1) * Sp + j);
+        }
+        if (d < hd) a0 += qi[d] * load16(KT + d * Sp + j);
+        v16 acc = (a0 + a1) * scale;
+        v16i valid = (iota + (int32_t)j) < (int32_t)S;
+        for (int l = 0; l < 16; l++) valid[l] &= (j + l < S && mrow[j + l]) ? -1 : 0;
+        v16 s = (v16)(((v16i)acc & valid) | ((v16i)neg_inf & ~valid));
+        store16(sc + j, s);
+        vmax = (v16)(((v16i)vmax & (vmax >= s)) | ((v16i)s & (vmax < s)));
+    }
+    return hmax16(vmax);
+}
+
+FMA_FN void r1_attn_fwd(const float *q, const float *k, const float *v, const uint8_t *mask,
+                        int64_t mask_bs, float scale, float *out, float *lse, float *scratch,
+                        int64_t B, int64_t nh, int64_t nkv, int64_t T, int64_t S, int64_t hd) {
+    FMA_OK
+    int64_t per = nh / nkv, Sp = (S + 15) / 16 * 16;
+    float *KT = scratch, *sc = scratch + 2 * hd * Sp;
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t h = 0; h < nh; h++) {
+            const float *K = k + (b * nkv + h / per) * S * hd;
+            const float *V = v + (b * nkv + h / per) * S * hd;
+            if (h % per == 0) transpose_keys(K, S, hd, Sp, KT);
+            for (int64_t i = 0; i < T; i++) {
+                const float *qi = q + ((b * nh + h) * T + i) * hd;
+                float *o = out + ((b * T + i) * nh + h) * hd;
+                float m = score_row(qi, KT, mask + b * mask_bs + i * S, S, Sp, hd, scale, sc);
+                float *l = lse + (b * nh + h) * T + i;
+                for (int64_t d = 0; d < hd; d++) o[d] = 0.0f;
+                if (m == -INFINITY) {
+                    *l = -INFINITY;
+                    continue;
+                }
+                v16 total = (v16){0};
+                for (int64_t j = 0; j < Sp; j += 16) {
+                    v16 s = load16(sc + j);
+                    v16 e = (v16)((v16i)exp16(s - m) & (s > -INFINITY));
+                    store16(sc + j, e);
+                    total += e;
+                }
+                float sum = hsum16(total);
+                *l = m + logf(sum);
+                float inv = 1.0f / sum;
+                int64_t d = 0;
+                for (; d + 16 <= hd; d += 16) {
+                    v16 o0 = (v16){0}, o1 = (v16){0};
+                    int64_t j = 0;
+                    for (; j + 2 <= S; j += 2) {
+                        o0 += sc[j] * load16(V + j * hd + d);
+                        o1 += sc[j + 1] * load16(V + (j + 1) * hd + d);
+                    }
+                    if (j < S) o0 += sc[j] * load16(V + j * hd + d);
+                    store16(o + d, (o0 + o1) * inv);
+                }
+                for (; d < hd; d++) {
+                    float acc = 0.0f;
+                    for (int64_t j = 0; j < S; j++) acc += sc[j] * V[j * hd + d];
+                    o[d] = acc * inv;
+                }
+            }
+        }
+    }
+}
+
+/* dq (B, nh, T, hd); dk, dv (B, nkv, S, hd), zeroed by the caller (heads of a group add up):
+ * p = exp(s - lse), dP = dO v^T, dS = p (dP - dO . O), dq = scale dS k, dk = scale dS^T q,
+ * dv = p^T dO. */
+FMA_FN void r1_attn_bwd(const float *q, const float *k, const float *v, const uint8_t *mask,
+                        int64_t mask_bs, float scale, const float *out, const float *dout,
+                        const float *lse, float *dq, float *dk, float *dv, float *scratch,
+                        int64_t B, int64_t nh, int64_t nkv, int64_t T, int64_t S, int64_t hd) {
+    FMA_OK
+    int64_t per = nh / nkv, Sp = (S + 15) / 16 * 16;
+    float *KT = scratch, *VT = scratch + hd * Sp, *p = scratch + 2 * hd * Sp, *ds = p + Sp;
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t h = 0; h < nh; h++) {
+            int64_t g = b * nkv + h / per;
+            const float *K = k + g * S * hd, *V = v + g * S * hd;
+            float *dK = dk + g * S * hd, *dV = dv + g * S * hd;
+            if (h % per == 0) {
+                transpose_keys(K, S, hd, Sp, KT);
+                transpose_keys(V, S, hd, Sp, VT);
+            }
+            for (int64_t i = 0; i < T; i++) {
+                const float *qi = q + ((b * nh + h) * T + i) * hd;
+                const float *oi = out + ((b * T + i) * nh + h) * hd;
+                const float *doi = dout + ((b * T + i) * nh + h) * hd;
+                float *dqi = dq + ((b * nh + h) * T + i) * hd;
+                float l = lse[(b * nh + h) * T + i];
+                for (int64_t d = 0; d < hd; d++) dqi[d] = 0.0f;
+                if (l == -INFINITY) continue;
+                score_row(qi, KT, mask + b * mask_bs + i * S, S, Sp, hd, scale, p);
+                float Di = dot(doi, oi, hd);
+                for (int64_t j = 0; j < Sp; j += 16) {
+                    v16 s = load16(p + j);
+                    v16 pj = (v16)((v16i)exp16(s - l) & (s > -INFINITY));
+                    store16(p + j, pj);
+                    v16 a0 = (v16){0}, a1 = (v16){0};
+                    int64_t d = 0;
+                    for (; d + 2 <= hd; d += 2) {
+                        a0 += doi[d] * load16(VT + d * Sp + j);
+                        a1 += doi[d + 1] * load16(VT + (d + 1) * Sp + j);
+                    }
+                    if (d < hd) a0 += doi[d] * load16(VT + d * Sp + j);
+                    store16(ds + j, pj * ((a0 + a1) - Di) * scale);
+                }
+                for (int64_t j = 0; j < S; j++) {
+                    float pj = p[j], dsj = ds[j];
+                    if (pj == 0.0f) continue;
+                    const float *kj = K + j * hd;
+                    float *dkj = dK + j * hd, *dvj = dV + j * hd;
+                    int64_t d = 0;
+                    for (; d + 16 <= hd; d += 16) {
+                        store16(dqi + d, load16(dqi + d) + dsj * load16(kj + d));
+                        store16(dkj + d, load16(dkj + d) + dsj * load16(qi + d));
+                        store16(dvj + d, load16(dvj + d) + pj * load16(doi + d));
+                    }
+                    for (; d < hd; d++) {
+                        dqi[d] += dsj * kj[d];
+                        dkj[d] += dsj * qi[d];
+                        dvj[d] += pj * doi[d];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Rotary for training. Forward: x (B, T, nh hd) rows `xs` floats apart -> y (B, nh, T, hd),
+ * y = x cos + rotate_half(x) sin; backward: dy (B, nh, T, hd) -> dx (B, T, nh hd),
+ * dx = dy cos + rotate_half^T(dy sin). cos / sin (B or 1, T, hd), batch stride cs_bs. */
+void r1_rope_fwd(const float *x, int64_t xs, const float *cos, const float *sin, int64_t cs_bs,
+                 float *y, int64_t B, int64_t T, int64_t nh, int64_t hd) {
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) {
+            const float *c = cos + b * cs_bs + t * hd, *s = sin + b * cs_bs + t * hd;
+            for (int64_t h = 0; h < nh; h++)
+                rotate(x + (b * T + t) * xs + h * hd, c, s, y + ((b * nh + h) * T + t) * hd, hd);
+        }
+}
+
+void r1_rope_bwd(const float *dy, const float *cos, const float *sin, int64_t cs_bs, float *dx,
+                 int64_t B, int64_t T, int64_t nh, int64_t hd) {
+    int64_t half = hd / 2;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) {
+            const float *c = cos + b * cs_bs + t * hd, *s = sin + b * cs_bs + t * hd;
+            for (int64_t h = 0; h < nh; h++) {
+                const float *g = dy + ((b * nh + h) * T + t) * hd;
+                float *o = dx + (b * T + t) * nh * hd + h * hd;
+                for (int64_t d = 0; d < half; d++) o[d] = g[d] * c[d] + g[d + half] * s[d + half];
+                for (int64_t d = half; d < hd; d++)
+                    o[d] = g[d] * c[d] + (-(g[d - half] * s[d - half]));
+            }
+        }
 }
