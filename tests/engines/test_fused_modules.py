@@ -172,3 +172,45 @@ def test_attention_keeps_its_own_forward_for_other_masks(monkeypatch):
     with torch.no_grad():
         torch.testing.assert_close(model(ids).logits, before, rtol=1e-5, atol=1e-5)
     assert calls == []
+
+
+def test_calls_split_across_threads_give_the_one_thread_results(monkeypatch):
+    """Large calls run in row chunks on several threads (`c_kernels._split`): forcing the split
+    on a tiny model gives the single-chunk values and gradients, and the same decode logits."""
+    from test_kv_decode import llama_gqa
+
+    chunks = []
+    real_split = c_kernels._split
+
+    def counting(n, work, call):
+        chunks.append(max(1, min(torch.get_num_threads(), n, work // c_kernels.PARALLEL_MIN)))
+        real_split(n, work, call)
+
+    model = llama_gqa(50).train()
+    fused_modules.enable(model)
+    ids = torch.randint(0, 50, (4, 9))
+    attn = torch.ones(4, 9, dtype=torch.long)
+    attn[2, :3] = 0
+    runs = []
+    threads = torch.get_num_threads()
+    try:
+        for split in (False, True):
+            monkeypatch.setattr(c_kernels, "_split", counting)
+            if split:
+                monkeypatch.setattr(c_kernels, "PARALLEL_MIN", 1)
+                torch.set_num_threads(3)
+            chunks.clear()
+            model.zero_grad()
+            model(input_ids=ids, attention_mask=attn, labels=ids).loss.backward()
+            monkeypatch.setenv(c_kernels.ENV, "c")
+            dec = KVDecoder(model.eval(), attn, 3)
+            logits = [dec.prefill(ids)] + [dec.step(ids[:, t : t + 1], 9 + t) for t in range(3)]
+            model.train()
+            runs.append(([p.grad.clone() for p in model.parameters()], torch.stack(logits)))
+            assert max(chunks) == (3 if split else 1)
+    finally:
+        torch.set_num_threads(threads)
+    (g0, l0), (g1, l1) = runs
+    for a, b in zip(g0, g1):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(l1, l0, rtol=0, atol=0)

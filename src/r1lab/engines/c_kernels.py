@@ -37,6 +37,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -141,8 +142,41 @@ def build(cache_dir: Path | None = None) -> Path:
     return out
 
 
-class DecodeKernels:
-    """The loaded library; each method takes tensors (see the module docstring for shapes)."""
+PARALLEL_MIN = 1 << 21  # floats (8 MB) a call touches per extra thread before it is split
+
+
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="r1lab-kernels")
+
+
+def _split(n: int, work: int, call) -> None:
+    """``call(i, lo, hi)`` over row chunks of [0, n): one chunk, or up to
+    ``torch.get_num_threads()`` chunks in parallel when the call touches at least
+    `PARALLEL_MIN` floats per chunk (ctypes releases the GIL, so the chunks run at once)."""
+    k = min(torch.get_num_threads(), n, work // PARALLEL_MIN)
+    if k <= 1:
+        call(0, 0, n)
+        return
+    bounds = [n * i // k for i in range(k + 1)]
+    pool = _pool(k - 1)
+    futures = [pool.submit(call, i, bounds[i], bounds[i + 1]) for i in range(1, k)]
+    call(0, bounds[0], bounds[1])
+    for f in futures:
+        f.result()
+
+
+def _p(t: torch.Tensor | None, lo: int = 0, stride: int | None = None) -> int | None:
+    """Address of row ``lo`` of ``t`` (rows ``stride`` elements apart, default ``t.stride(0)``)."""
+    if t is None:
+        return None
+    step = t.stride(0) if stride is None else stride
+    return t.data_ptr() + lo * step * t.element_size()
+
+
+class Kernels:
+    """The loaded library; each method takes tensors (see the module docstring for shapes) and
+    splits large calls over rows across threads (`_split`)."""
 
     def __init__(self, path: Path) -> None:
         try:
@@ -154,109 +188,139 @@ class DecodeKernels:
             fn.argtypes, fn.restype = args, None
         self._lib = lib
         self.path = path
-        self._norm = lib.r1_add_rmsnorm
-        self._rope = lib.r1_rope_store
-        self._attn = lib.r1_attn_decode
-        self._silu = lib.r1_silu_mul
-        self._swiglu_fwd, self._swiglu_bwd = lib.r1_swiglu_fwd, lib.r1_swiglu_bwd
-        self._rms_fwd, self._rms_bwd = lib.r1_rmsnorm_fwd, lib.r1_rmsnorm_bwd
-        self._transpose = lib.r1_transpose
-        self._attn_fwd, self._attn_bwd = lib.r1_attn_fwd, lib.r1_attn_bwd
-        self._rope_fwd, self._rope_bwd = lib.r1_rope_fwd, lib.r1_rope_bwd
+
+    # decode (kv_decode.py)
 
     def add_rmsnorm(self, x, delta, w, eps: float, y) -> None:
         """x += delta (in place; skipped when delta is None), y = RMSNorm(x) * w."""
         B, H = x.shape
-        d = None if delta is None else delta.data_ptr()
-        self._norm(x.data_ptr(), d, w.data_ptr(), eps, y.data_ptr(), B, H)
+        fn = self._lib.r1_add_rmsnorm
+        _split(B, 3 * B * H, lambda i, lo, hi: fn(
+            _p(x, lo), _p(delta, lo), w.data_ptr(), eps, _p(y, lo), hi - lo, H
+        ))  # fmt: skip
 
     def rope_store(self, qkv, cos, sin, slot: int, q_out, kt, vbuf) -> None:
         """Rotary on q -> q_out (B, nh, hd) and k -> kt[:, :, :, slot]; v -> vbuf[:, :, slot]."""
         B, nkv, S, hd = vbuf.shape
-        self._rope(
-            qkv.data_ptr(), cos.data_ptr(), sin.data_ptr(), slot, q_out.data_ptr(),
-            kt.data_ptr(), vbuf.data_ptr(), B, q_out.size(1), nkv, hd, S, kt.size(-1),
-        )  # fmt: skip
+        fn = self._lib.r1_rope_store
+        _split(B, 2 * qkv.numel(), lambda i, lo, hi: fn(
+            _p(qkv, lo), _p(cos, lo), _p(sin, lo), slot, _p(q_out, lo), _p(kt, lo), _p(vbuf, lo),
+            hi - lo, q_out.size(1), nkv, hd, S, kt.size(-1),
+        ))  # fmt: skip
 
     def attn_decode(self, q, kt, vbuf, key_ok, end: int, scale: float, out, scratch) -> None:
         """out (B, nh * hd) = attention of q (B, nh, hd) over key slots :end (scratch: Sp)."""
         B, nkv, S, hd = vbuf.shape
-        self._attn(
-            q.data_ptr(), kt.data_ptr(), vbuf.data_ptr(), key_ok.data_ptr(), end, scale,
-            out.data_ptr(), scratch.data_ptr(), B, q.size(1), nkv, hd, S, kt.size(-1),
-        )  # fmt: skip
+        fn = self._lib.r1_attn_decode
+
+        def call(i, lo, hi):
+            buf = scratch if i == 0 else torch.empty_like(scratch)
+            fn(
+                _p(q, lo), _p(kt, lo), _p(vbuf, lo), _p(key_ok, lo), end, scale, _p(out, lo),
+                buf.data_ptr(), hi - lo, q.size(1), nkv, hd, S, kt.size(-1),
+            )  # fmt: skip
+
+        _split(B, 2 * B * nkv * end * hd, call)
 
     def silu_mul(self, gu, out) -> None:
         B, I2 = gu.shape
-        self._silu(gu.data_ptr(), out.data_ptr(), B, I2 // 2)
+        fn = self._lib.r1_silu_mul
+        _split(B, 3 * B * I2 // 2, lambda i, lo, hi: fn(_p(gu, lo), _p(out, lo), hi - lo, I2 // 2))
 
-    # training (fused_modules.py): tensors of any shape, contiguous, n = numel
+    # training (fused_modules.py); g, u, ... contiguous of any shape (flat)
 
     def swiglu_fwd(self, g, u, y) -> None:
         """y = silu(g) * u."""
-        self._swiglu_fwd(g.data_ptr(), u.data_ptr(), y.data_ptr(), g.numel())
+        n, fn = g.numel(), self._lib.r1_swiglu_fwd
+        _split(n, 3 * n, lambda i, lo, hi: fn(
+            _p(g, lo, 1), _p(u, lo, 1), _p(y, lo, 1), hi - lo
+        ))  # fmt: skip
 
     def swiglu_bwd(self, dy, g, u, dg, du) -> None:
         """dg, du of y = silu(g) * u."""
-        self._swiglu_bwd(
-            dy.data_ptr(), g.data_ptr(), u.data_ptr(), dg.data_ptr(), du.data_ptr(), g.numel()
-        )
+        n, fn = g.numel(), self._lib.r1_swiglu_bwd
+        _split(n, 5 * n, lambda i, lo, hi: fn(
+            _p(dy, lo, 1), _p(g, lo, 1), _p(u, lo, 1), _p(dg, lo, 1), _p(du, lo, 1), hi - lo
+        ))  # fmt: skip
 
     def rmsnorm_fwd(self, x, w, eps: float, y, inv) -> None:
         """x, y (rows, H); inv (rows,) gets rsqrt(mean(x^2) + eps)."""
         rows, H = x.shape
-        self._rms_fwd(x.data_ptr(), w.data_ptr(), eps, y.data_ptr(), inv.data_ptr(), rows, H)
+        fn = self._lib.r1_rmsnorm_fwd
+        _split(rows, 2 * x.numel(), lambda i, lo, hi: fn(
+            _p(x, lo), w.data_ptr(), eps, _p(y, lo), _p(inv, lo), hi - lo, H
+        ))  # fmt: skip
 
     def rmsnorm_bwd(self, dy, x, w, inv, dx, dw_acc) -> None:
         """dx (rows, H); dw_acc (H,) float64, zeroed: += the weight gradient."""
         rows, H = x.shape
-        self._rms_bwd(
-            dy.data_ptr(), x.data_ptr(), w.data_ptr(), inv.data_ptr(), dx.data_ptr(),
-            dw_acc.data_ptr(), rows, H,
-        )  # fmt: skip
+        fn = self._lib.r1_rmsnorm_bwd
+        parts = torch.zeros((max(1, torch.get_num_threads()), H), dtype=torch.float64)
+
+        def call(i, lo, hi):
+            fn(
+                _p(dy, lo), _p(x, lo), w.data_ptr(), _p(inv, lo), _p(dx, lo), _p(parts, i),
+                hi - lo, H,
+            )  # fmt: skip
+
+        _split(rows, 3 * x.numel(), call)
+        dw_acc += parts.sum(0)
 
     def attn_fwd(self, q, k, v, mask, scale: float, out, lse) -> None:
         """q (B, nh, T, hd), k / v (B, nkv, S, hd), mask (B or 1, T, S) uint8 -> out (B, T, nh,
         hd), lse (B, nh, T)."""
         B, nh, T, hd = q.shape
         nkv, S = k.size(1), k.size(2)
-        scratch = _scratch(hd, S)  # held here: a temporary's memory is freed before the call
-        self._attn_fwd(
-            q.data_ptr(), k.data_ptr(), v.data_ptr(), mask.data_ptr(), _bs(mask), scale,
-            out.data_ptr(), lse.data_ptr(), scratch.data_ptr(), B, nh, nkv, T, S, hd,
-        )  # fmt: skip
+        fn, mbs = self._lib.r1_attn_fwd, _bs(mask)
+
+        def call(i, lo, hi):
+            scratch = _scratch(hd, S)  # held: a temporary's memory is freed before the call
+            fn(
+                _p(q, lo), _p(k, lo), _p(v, lo), _p(mask, lo, mbs), mbs, scale, _p(out, lo),
+                _p(lse, lo), scratch.data_ptr(), hi - lo, nh, nkv, T, S, hd,
+            )  # fmt: skip
+
+        _split(B, 2 * (q.numel() + k.numel() + v.numel()), call)
 
     def attn_bwd(self, q, k, v, mask, scale: float, out, dout, lse, dq, dk, dv) -> None:
         """dq (B, nh, T, hd); dk, dv (B, nkv, S, hd) zeroed: the attention gradients."""
         B, nh, T, hd = q.shape
         nkv, S = k.size(1), k.size(2)
-        scratch = _scratch(hd, S)
-        self._attn_bwd(
-            q.data_ptr(), k.data_ptr(), v.data_ptr(), mask.data_ptr(), _bs(mask), scale,
-            out.data_ptr(), dout.data_ptr(), lse.data_ptr(), dq.data_ptr(), dk.data_ptr(),
-            dv.data_ptr(), scratch.data_ptr(), B, nh, nkv, T, S, hd,
-        )  # fmt: skip
+        fn, mbs = self._lib.r1_attn_bwd, _bs(mask)
+
+        def call(i, lo, hi):
+            scratch = _scratch(hd, S)
+            fn(
+                _p(q, lo), _p(k, lo), _p(v, lo), _p(mask, lo, mbs), mbs, scale, _p(out, lo),
+                _p(dout, lo), _p(lse, lo), _p(dq, lo), _p(dk, lo), _p(dv, lo),
+                scratch.data_ptr(), hi - lo, nh, nkv, T, S, hd,
+            )  # fmt: skip
+
+        _split(B, 5 * (q.numel() + k.numel() + v.numel()), call)
 
     def rope_fwd(self, x, cos, sin, y) -> None:
         """x (B, T, n hd) -> y (B, n, T, hd) rotated; cos / sin (B or 1, T, hd)."""
         B, n, T, hd = y.shape
-        self._rope_fwd(
-            x.data_ptr(), x.stride(1), cos.data_ptr(), sin.data_ptr(), _bs(cos), y.data_ptr(),
-            B, T, n, hd,
-        )  # fmt: skip
+        fn, cbs = self._lib.r1_rope_fwd, _bs(cos)
+        _split(B, 2 * y.numel(), lambda i, lo, hi: fn(
+            _p(x, lo), x.stride(1), _p(cos, lo, cbs), _p(sin, lo, cbs), cbs, _p(y, lo),
+            hi - lo, T, n, hd,
+        ))  # fmt: skip
 
     def rope_bwd(self, dy, cos, sin, dx) -> None:
         """dy (B, n, T, hd) -> dx (B, T, n hd)."""
         B, n, T, hd = dy.shape
-        self._rope_bwd(
-            dy.data_ptr(), cos.data_ptr(), sin.data_ptr(), _bs(cos), dx.data_ptr(), B, T, n, hd
-        )
+        fn, cbs = self._lib.r1_rope_bwd, _bs(cos)
+        _split(B, 2 * dy.numel(), lambda i, lo, hi: fn(
+            _p(dy, lo), _p(cos, lo, cbs), _p(sin, lo, cbs), cbs, _p(dx, lo), hi - lo, T, n, hd
+        ))  # fmt: skip
 
     def transpose(self, src: torch.Tensor) -> torch.Tensor:
-        """A contiguous copy of ``src.t()`` for a 2-D float32 ``src`` with unit column stride."""
+        """A contiguous copy of ``src.t()`` for a 2-D float32 ``src`` with unit column stride
+        (one thread: callers keep PyTorch's parallel copy for large operands)."""
         rows, cols = src.shape
         dst = torch.empty((cols, rows), dtype=src.dtype)
-        self._transpose(src.data_ptr(), rows, cols, src.stride(0), dst.data_ptr())
+        self._lib.r1_transpose(src.data_ptr(), rows, cols, src.stride(0), dst.data_ptr())
         return dst
 
 
@@ -271,18 +335,18 @@ def _scratch(hd: int, S: int) -> torch.Tensor:
 
 
 @functools.cache
-def load() -> DecodeKernels | None:
+def load() -> Kernels | None:
     """The kernels for this process, or None (mode ``torch``, or ``auto`` when they cannot be
     built: logged once). Raises `KernelBuildError` in mode ``c`` when they cannot be built."""
     chosen = mode()
     if chosen == "torch":
         return None
     try:
-        return DecodeKernels(build())
+        return Kernels(build())
     except (KernelBuildError, OSError) as e:
         if chosen == "c":
             raise
-        log.warning("CPU decode kernels unavailable, using the PyTorch decode step: %s", e)
+        log.warning("fused CPU kernels unavailable, using PyTorch ops instead: %s", e)
         return None
 
 
