@@ -166,17 +166,17 @@ def _split(n: int, work: int, call) -> None:
         f.result()
 
 
-def _p(t: torch.Tensor | None, lo: int = 0, stride: int | None = None) -> int | None:
-    """Address of row ``lo`` of ``t`` (rows ``stride`` elements apart, default ``t.stride(0)``)."""
+def _p(t: torch.Tensor | None, lo: int = 0) -> int | None:
+    """Address of row ``lo`` of ``t`` (None stays None)."""
     if t is None:
         return None
-    step = t.stride(0) if stride is None else stride
-    return t.data_ptr() + lo * step * t.element_size()
+    return t.data_ptr() + lo * t.stride(0) * t.element_size()
 
 
 class Kernels:
-    """The loaded library; each method takes tensors (see the module docstring for shapes) and
-    splits large calls over rows across threads (`_split`)."""
+    """The loaded library; each method takes tensors (see the module docstring for shapes). The
+    decode kernels split large calls over rows across threads (`_split`); the training kernels
+    run on one thread (`fused_modules` uses them only when torch runs on one)."""
 
     def __init__(self, path: Path) -> None:
         try:
@@ -227,97 +227,73 @@ class Kernels:
         fn = self._lib.r1_silu_mul
         _split(B, 3 * B * I2 // 2, lambda i, lo, hi: fn(_p(gu, lo), _p(out, lo), hi - lo, I2 // 2))
 
-    # training (fused_modules.py); g, u, ... contiguous of any shape (flat)
+    # training (fused_modules.py, one thread only); g, u, ... contiguous of any shape (flat)
 
     def swiglu_fwd(self, g, u, y) -> None:
         """y = silu(g) * u."""
-        n, fn = g.numel(), self._lib.r1_swiglu_fwd
-        _split(n, 3 * n, lambda i, lo, hi: fn(
-            _p(g, lo, 1), _p(u, lo, 1), _p(y, lo, 1), hi - lo
-        ))  # fmt: skip
+        self._lib.r1_swiglu_fwd(g.data_ptr(), u.data_ptr(), y.data_ptr(), g.numel())
 
     def swiglu_bwd(self, dy, g, u, dg, du) -> None:
         """dg, du of y = silu(g) * u."""
-        n, fn = g.numel(), self._lib.r1_swiglu_bwd
-        _split(n, 5 * n, lambda i, lo, hi: fn(
-            _p(dy, lo, 1), _p(g, lo, 1), _p(u, lo, 1), _p(dg, lo, 1), _p(du, lo, 1), hi - lo
-        ))  # fmt: skip
+        self._lib.r1_swiglu_bwd(
+            dy.data_ptr(), g.data_ptr(), u.data_ptr(), dg.data_ptr(), du.data_ptr(), g.numel()
+        )
 
     def rmsnorm_fwd(self, x, w, eps: float, y, inv) -> None:
         """x, y (rows, H); inv (rows,) gets rsqrt(mean(x^2) + eps)."""
         rows, H = x.shape
-        fn = self._lib.r1_rmsnorm_fwd
-        _split(rows, 2 * x.numel(), lambda i, lo, hi: fn(
-            _p(x, lo), w.data_ptr(), eps, _p(y, lo), _p(inv, lo), hi - lo, H
-        ))  # fmt: skip
+        self._lib.r1_rmsnorm_fwd(
+            x.data_ptr(), w.data_ptr(), eps, y.data_ptr(), inv.data_ptr(), rows, H
+        )
 
     def rmsnorm_bwd(self, dy, x, w, inv, dx, dw_acc) -> None:
         """dx (rows, H); dw_acc (H,) float64, zeroed: += the weight gradient."""
         rows, H = x.shape
-        fn = self._lib.r1_rmsnorm_bwd
-        parts = torch.zeros((max(1, torch.get_num_threads()), H), dtype=torch.float64)
-
-        def call(i, lo, hi):
-            fn(
-                _p(dy, lo), _p(x, lo), w.data_ptr(), _p(inv, lo), _p(dx, lo), _p(parts, i),
-                hi - lo, H,
-            )  # fmt: skip
-
-        _split(rows, 3 * x.numel(), call)
-        dw_acc += parts.sum(0)
+        self._lib.r1_rmsnorm_bwd(
+            dy.data_ptr(), x.data_ptr(), w.data_ptr(), inv.data_ptr(), dx.data_ptr(),
+            dw_acc.data_ptr(), rows, H,
+        )  # fmt: skip
 
     def attn_fwd(self, q, k, v, mask, scale: float, out, lse) -> None:
         """q (B, nh, T, hd), k / v (B, nkv, S, hd), mask (B or 1, T, S) uint8 -> out (B, T, nh,
         hd), lse (B, nh, T)."""
         B, nh, T, hd = q.shape
         nkv, S = k.size(1), k.size(2)
-        fn, mbs = self._lib.r1_attn_fwd, _bs(mask)
-
-        def call(i, lo, hi):
-            scratch = _scratch(hd, S)  # held: a temporary's memory is freed before the call
-            fn(
-                _p(q, lo), _p(k, lo), _p(v, lo), _p(mask, lo, mbs), mbs, scale, _p(out, lo),
-                _p(lse, lo), scratch.data_ptr(), hi - lo, nh, nkv, T, S, hd,
-            )  # fmt: skip
-
-        _split(B, 2 * (q.numel() + k.numel() + v.numel()), call)
+        scratch = _scratch(hd, S)  # held here: a temporary's memory is freed before the call
+        self._lib.r1_attn_fwd(
+            q.data_ptr(), k.data_ptr(), v.data_ptr(), mask.data_ptr(), _bs(mask), scale,
+            out.data_ptr(), lse.data_ptr(), scratch.data_ptr(), B, nh, nkv, T, S, hd,
+        )  # fmt: skip
 
     def attn_bwd(self, q, k, v, mask, scale: float, out, dout, lse, dq, dk, dv) -> None:
         """dq (B, nh, T, hd); dk, dv (B, nkv, S, hd) zeroed: the attention gradients."""
         B, nh, T, hd = q.shape
         nkv, S = k.size(1), k.size(2)
-        fn, mbs = self._lib.r1_attn_bwd, _bs(mask)
-
-        def call(i, lo, hi):
-            scratch = _scratch(hd, S)
-            fn(
-                _p(q, lo), _p(k, lo), _p(v, lo), _p(mask, lo, mbs), mbs, scale, _p(out, lo),
-                _p(dout, lo), _p(lse, lo), _p(dq, lo), _p(dk, lo), _p(dv, lo),
-                scratch.data_ptr(), hi - lo, nh, nkv, T, S, hd,
-            )  # fmt: skip
-
-        _split(B, 5 * (q.numel() + k.numel() + v.numel()), call)
+        scratch = _scratch(hd, S)
+        self._lib.r1_attn_bwd(
+            q.data_ptr(), k.data_ptr(), v.data_ptr(), mask.data_ptr(), _bs(mask), scale,
+            out.data_ptr(), dout.data_ptr(), lse.data_ptr(), dq.data_ptr(), dk.data_ptr(),
+            dv.data_ptr(), scratch.data_ptr(), B, nh, nkv, T, S, hd,
+        )  # fmt: skip
 
     def rope_fwd(self, x, cos, sin, y) -> None:
         """x (B, T, n hd) -> y (B, n, T, hd) rotated; cos / sin (B or 1, T, hd)."""
         B, n, T, hd = y.shape
-        fn, cbs = self._lib.r1_rope_fwd, _bs(cos)
-        _split(B, 2 * y.numel(), lambda i, lo, hi: fn(
-            _p(x, lo), x.stride(1), _p(cos, lo, cbs), _p(sin, lo, cbs), cbs, _p(y, lo),
-            hi - lo, T, n, hd,
-        ))  # fmt: skip
+        self._lib.r1_rope_fwd(
+            x.data_ptr(), x.stride(1), cos.data_ptr(), sin.data_ptr(), _bs(cos), y.data_ptr(),
+            B, T, n, hd,
+        )  # fmt: skip
 
     def rope_bwd(self, dy, cos, sin, dx) -> None:
         """dy (B, n, T, hd) -> dx (B, T, n hd)."""
         B, n, T, hd = dy.shape
-        fn, cbs = self._lib.r1_rope_bwd, _bs(cos)
-        _split(B, 2 * dy.numel(), lambda i, lo, hi: fn(
-            _p(dy, lo), _p(cos, lo, cbs), _p(sin, lo, cbs), cbs, _p(dx, lo), hi - lo, T, n, hd
-        ))  # fmt: skip
+        self._lib.r1_rope_bwd(
+            dy.data_ptr(), cos.data_ptr(), sin.data_ptr(), _bs(cos), dx.data_ptr(), B, T, n, hd
+        )
 
     def transpose(self, src: torch.Tensor) -> torch.Tensor:
         """A contiguous copy of ``src.t()`` for a 2-D float32 ``src`` with unit column stride
-        (one thread: callers keep PyTorch's parallel copy for large operands)."""
+        (one thread)."""
         rows, cols = src.shape
         dst = torch.empty((cols, rows), dtype=src.dtype)
         self._lib.r1_transpose(src.data_ptr(), rows, cols, src.stride(0), dst.data_ptr())

@@ -72,11 +72,13 @@ def _folded_mm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torc
 
 
 def _t(x2: torch.Tensor) -> torch.Tensor:
-    """``x2.t()`` as a contiguous copy: a tiled C transpose when the fused kernels are on (about
-    twice PyTorch's strided copy for these (rows, 128) operands), else ``.contiguous()``."""
-    ck = c_kernels.load() if c_kernels.mode() != "torch" else None
-    one_thread = torch.get_num_threads() == 1 or x2.numel() < c_kernels.PARALLEL_MIN
-    if ck is None or not one_thread or not x2.is_contiguous() or x2.dtype is not torch.float32:
+    """``x2.t()`` as a contiguous copy: a tiled C transpose when the fused kernels are on and
+    torch runs on one thread (about twice PyTorch's strided copy for these (rows, 128)
+    operands), else ``.contiguous()``."""
+    if torch.get_num_threads() > 1 or c_kernels.mode() == "torch":
+        return x2.t().contiguous()  # PyTorch's copy runs on all threads
+    ck = c_kernels.load()
+    if ck is None or not x2.is_contiguous() or x2.dtype is not torch.float32:
         return x2.t().contiguous()
     return ck.transpose(x2)
 
