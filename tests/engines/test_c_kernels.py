@@ -178,9 +178,9 @@ def test_modes_and_build_failures(monkeypatch, tmp_path, caplog):
 
 
 def test_broken_source_is_a_build_error_with_the_compiler_message(monkeypatch, tmp_path):
-    bad = tmp_path / "cpu_fused.c"
+    bad = tmp_path / "decode.c"
     bad.write_text("this is not C;\n")
-    monkeypatch.setattr(c_kernels, "SOURCE", bad)
+    monkeypatch.setattr(c_kernels, "SOURCES", (bad,))
     with pytest.raises(c_kernels.KernelBuildError, match="error"):
         c_kernels.build(tmp_path / "kernels")
     assert not list((tmp_path / "kernels").glob("*.so"))  # no half-written library left

@@ -2,28 +2,32 @@
 
 On the CPU, a small model's elementwise work is dominated by per-op overhead and by passes over
 memory: a decode step runs ~45 PyTorch ops per layer on a few KB each, and autograd's RMSNorm
-backward alone is ~10 ops. ``csrc/cpu_fused.c`` does that work in single passes:
+backward alone is ~10 ops. ``csrc/decode.c`` and ``csrc/train.c`` (helpers in
+``csrc/simd.h``) do that work in single passes:
 
 * decode (`KVDecoder`): a layer's non-matmul work in four calls - residual add + RMSNorm,
-  rotary + K/V write, attention over the cache, SiLU * up;
-* training (`fused_modules`): RMSNorm and SiLU(gate) * up forward and backward as autograd
-  functions, and the transposed copies of the oneDNN linear backward (`cpu_kernels`).
+  rotary + K/V write, attention over the cache, SiLU * up; calls larger than `PARALLEL_MIN`
+  floats per extra thread are split over rows across torch's thread count (`_split`);
+* training (`fused_modules`, when torch runs on one thread): RMSNorm, SiLU(gate) * up, rotary
+  and attention, forward and backward, as autograd functions; and the transposed copies of the
+  oneDNN linear backward (`cpu_kernels`).
 
 The matmuls stay with oneDNN / PyTorch. Results equal the PyTorch ops up to float32 rounding
 (~1e-7 relative; tested).
 
-The source is compiled once per machine with the system C compiler (``$CC`` or ``cc``;
+The sources are compiled once per machine with the system C compiler (``$CC`` or ``cc``;
 ``-O3 -march=native``) into ``$R1LAB_CACHE/kernels/`` (default ``~/.cache/r1lab``), under a name
-that hashes the source, the flags, the compiler's version and the CPU's flags, written
+that hashes the sources, the flags, the compiler's version and the CPU's flags, written
 atomically (concurrent ranks may race; the last rename wins with identical bytes).
 ``R1LAB_CPU_FUSED`` chooses: ``auto`` (default: use the kernels when they build, else log a
 warning once and keep the PyTorch ops), ``c`` (raise if they cannot be built), ``torch``
 (never use them).
 
-Shapes (every tensor contiguous float32 on the CPU; see the C file): decode - x, y (B, H); qkv
-(B, (nh + 2 nkv) hd); cos, sin (B, S, hd); q (B, nh, hd); keys transposed kt (B, nkv, hd, Sp),
-Sp = S rounded up to 16; values (B, nkv, S, hd); key_ok (B, S) bool; attention out (B, nh hd);
-gu (B, 2 I). Training - x, y, dy, dx (rows, H), inv (rows,); g, u, dg, du of any shape.
+Shapes (every tensor contiguous float32 on the CPU; see the C files): decode - x, y (B, H);
+qkv (B, (nh + 2 nkv) hd); cos, sin (B, S, hd); q (B, nh, hd); keys transposed kt
+(B, nkv, hd, Sp), Sp = S rounded up to 16; values (B, nkv, S, hd); key_ok (B, S) bool;
+attention out (B, nh hd); gu (B, 2 I). Training - x, y, dy, dx (rows, H), inv (rows,); g, u,
+dg, du of any shape; q (B, nh, T, hd), k / v (B, nkv, S, hd), mask (B or 1, T, S) uint8.
 """
 
 from __future__ import annotations
@@ -48,7 +52,9 @@ log = logging.getLogger(__name__)
 
 ENV = "R1LAB_CPU_FUSED"
 MODES = ("auto", "c", "torch")
-SOURCE = Path(__file__).with_name("csrc") / "cpu_fused.c"
+CSRC = Path(__file__).with_name("csrc")
+SOURCES = (CSRC / "decode.c", CSRC / "train.c")  # both include csrc/simd.h
+HEADERS = (CSRC / "simd.h",)
 FLAGS = ("-O3", "-ffp-contract=off", "-fPIC", "-shared", "-std=gnu11")
 NATIVE = ("-march=native",)
 
@@ -112,7 +118,7 @@ def _compile(cc: str, out: Path) -> None:
     for extra in (NATIVE, ()):  # some compilers (e.g. on ARM macOS) refuse -march=native
         with tempfile.NamedTemporaryFile(dir=out.parent, suffix=".so", delete=False) as tmp:
             tmp_path = Path(tmp.name)
-        cmd = [cc, *FLAGS, *extra, "-o", str(tmp_path), str(SOURCE), "-lm"]
+        cmd = [cc, *FLAGS, *extra, "-o", str(tmp_path), *map(str, SOURCES), "-lm"]
         try:
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.SubprocessError) as e:
@@ -132,7 +138,8 @@ def build(cache_dir: Path | None = None) -> Path:
     cc = _compiler()
     key = hashlib.sha256(
         "\n".join(
-            [SOURCE.read_text(), " ".join(FLAGS + NATIVE), _version(cc), _cpu_flags()]
+            [*(f.read_text() for f in SOURCES + HEADERS), " ".join(FLAGS + NATIVE), _version(cc)]
+            + [_cpu_flags()]
         ).encode()
     ).hexdigest()[:16]
     out = (cache_dir or cache_root() / "kernels") / f"cpu_fused-{key}.so"

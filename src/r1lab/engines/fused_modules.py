@@ -1,22 +1,28 @@
-"""RMSNorm and SwiGLU MLP modules whose elementwise work runs in the fused C kernels (CPU).
+"""RMSNorm, SwiGLU MLP and attention modules whose non-matmul work runs in the fused C kernels.
 
-`transformers`' Qwen2 / Llama RMSNorm runs ~6 ops forward and ~10 in autograd's backward, and
-the MLP's ``silu(gate) * up`` 2 forward and 3 backward (saving the SiLU output as well), each a
-pass over a (rows, H) or (rows, I) activation. Here each is one C pass
-(`c_kernels`: ``r1_rmsnorm_fwd/bwd``, ``r1_swiglu_fwd/bwd``) inside an autograd function:
+`transformers`' Qwen2 / Llama RMSNorm runs ~6 ops forward and ~10 in autograd's backward, the
+MLP's ``silu(gate) * up`` 2 forward and 3 backward (saving the SiLU output as well), rotary ~7
+per tensor and SDPA's CPU flash kernel is slow at short sequences. Here each is one C pass
+(`c_kernels`) inside an autograd function:
 
     RMSNorm   y = w * (x * r),  r = rsqrt(mean(x^2) + eps)     x, y: (..., H); saves x, r
               dx = r * (g - n * mean(g * n)),  dw = sum dy * n,  n = x * r, g = dy * w
     SwiGLU    h = silu(gate(x)) * up(x)                        gate, up, h: (..., I); saves g, u
               du = dh * silu(g),  dg = dh * u * s * (1 + g * (1 - s)),  s = sigmoid(g)
+    rotary    (B, T, n hd) projections -> (B, n, T, hd) rotated;  dx = dy cos + R^T (dy sin)
+    attention softmax(scale q k^T, masked) v -> (B, T, nh hd);  saves q, k, v, out and the
+              log-sum-exp per query, and recomputes the probabilities in the backward
 
 Values and gradients equal the `transformers` modules' up to float32 rounding (tested).
 
-`enable(model)` swaps the class of each ``Qwen2RMSNorm`` / ``LlamaRMSNorm`` and each
-``Qwen2MLP`` / ``LlamaMLP`` with a SiLU activation for a subclass (so ``isinstance`` and the
-state dict are unchanged) whose forward takes the fused path for float32 CPU inputs and
-plain-tensor weights outside autocast, and the original forward otherwise (CUDA, half precision,
-FSDP2's DTensor weights). It does nothing when the kernels are off (``R1LAB_CPU_FUSED=torch``)
+`enable(model)` swaps the class of each ``Qwen2RMSNorm`` / ``LlamaRMSNorm``, each ``Qwen2MLP`` /
+``LlamaMLP`` with a SiLU activation and each `transformers` 5 ``Qwen2Attention`` /
+``LlamaAttention`` for a subclass (so ``isinstance`` and the state dict are unchanged) whose
+forward takes the fused path for float32 CPU inputs, plain-tensor weights, no autocast, and
+torch on one thread (the kernels are single-threaded); attention also needs the `sdpa` /
+`eager` implementation, no sliding window or dropout, a bool or no mask and no cache or a
+`DynamicCache`. Otherwise the original forward runs (CUDA, half precision, FSDP2's DTensor
+weights, more threads). It does nothing when the kernels are off (``R1LAB_CPU_FUSED=torch``)
 or cannot be built (logged by `c_kernels.load`).
 """
 
@@ -195,6 +201,7 @@ def _attn_forward(self, hidden_states, position_embeddings, attention_mask=None,
         and kw.get("softcap") is None
         and cos.dim() == 3
         and cos.shape[1:] == (T, hd)
+        and (cache is None or type(cache).__name__ == "DynamicCache")
         and _fusable(hidden_states, cos, sin)
     )
     mask = None
@@ -212,6 +219,8 @@ def _attn_forward(self, hidden_states, position_embeddings, attention_mask=None,
     v = self.v_proj(hidden_states).view(B, T, nkv, hd).transpose(1, 2)
     if cache is not None:
         k, v = cache.update(k, v, self.layer_idx, kwargs=kw)
+    if k.size(2) != mask.size(-1):  # the kernel reads mask rows of k's length
+        raise RuntimeError(f"fused attention: {k.size(2)} keys but a mask over {mask.size(-1)}")
     out = _AttnFn.apply(q, k, v, mask, float(self.scaling))
     return self.o_proj(out), None
 
