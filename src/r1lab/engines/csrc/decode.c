@@ -61,77 +61,23 @@ void r1_rope_store(const float *qkv, const float *cos, const float *sin, int64_t
  * Keys come from the transposed cache kt (B, nkv, hd, Sp), Sp a multiple of 16 >= S, so that 16
  * keys' scores are one vector per head dimension; values from vbuf (B, nkv, S, hd). `scratch`
  * holds at least Sp floats. Grouped-query heads share their K/V head. */
-FMA_FN void r1_attn_decode(const float *q, const float *kt, const float *vbuf, const uint8_t *key_ok,
+void r1_attn_decode(const float *q, const float *kt, const float *vbuf, const uint8_t *key_ok,
                     int64_t end, float scale, float *out, float *scratch, int64_t B, int64_t nh,
                     int64_t nkv, int64_t hd, int64_t S, int64_t Sp) {
-    FMA_OK
-    const v16i iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    const v16 neg_inf = (v16){0} - INFINITY;
     int64_t per = nh / nkv;
-    int64_t padded = (end + 15) / 16 * 16;
     for (int64_t b = 0; b < B; b++) {
         const uint8_t *ok = key_ok + b * S;
         for (int64_t h = 0; h < nh; h++) {
-            const float *qp = q + (b * nh + h) * hd;
             const float *KT = kt + (b * nkv + h / per) * hd * Sp;
             const float *V = vbuf + (b * nkv + h / per) * S * hd;
             float *o = out + (b * nh + h) * hd;
-            /* scores of 16 keys at a time; four partial sums over d break the add chain */
-            v16 vmax = neg_inf;
-            for (int64_t j = 0; j < padded; j += 16) {
-                v16 a0 = (v16){0}, a1 = (v16){0}, a2 = (v16){0}, a3 = (v16){0};
-                int64_t d = 0;
-                for (; d + 4 <= hd; d += 4) {
-                    a0 += qp[d] * load16(KT + d * Sp + j);
-                    a1 += qp[d + 1] * load16(KT + (d + 1) * Sp + j);
-                    a2 += qp[d + 2] * load16(KT + (d + 2) * Sp + j);
-                    a3 += qp[d + 3] * load16(KT + (d + 3) * Sp + j);
-                }
-                for (; d < hd; d++) a0 += qp[d] * load16(KT + d * Sp + j);
-                v16 acc = ((a0 + a1) + (a2 + a3)) * scale;
-                v16i valid = (iota + (int32_t)j) < (int32_t)end;
-                if (j + 16 <= S) {
-                    v16u8 bytes;
-                    memcpy(&bytes, ok + j, sizeof bytes);
-                    valid &= __builtin_convertvector(bytes, v16i) != 0;
-                } else {
-                    for (int l = 0; l < 16; l++) valid[l] &= (j + l < S && ok[j + l]) ? -1 : 0;
-                }
-                v16 sc = (v16)(((v16i)acc & valid) | ((v16i)neg_inf & ~valid));
-                store16(scratch + j, sc);
-                vmax = (v16)(((v16i)vmax & (vmax >= sc)) | ((v16i)sc & (vmax < sc)));
-            }
-            float m = hmax16(vmax);
+            float m = score_row(q + (b * nh + h) * hd, KT, ok, end, S, Sp, hd, scale, scratch);
             if (m == -INFINITY) { /* no valid key: zeros, never NaN */
                 for (int64_t d = 0; d < hd; d++) o[d] = 0.0f;
                 continue;
             }
-            v16 total = (v16){0};
-            for (int64_t j = 0; j < padded; j += 16) {
-                v16 sc = load16(scratch + j);
-                v16 e = (v16)((v16i)exp16(sc - m) & (sc > -INFINITY));
-                store16(scratch + j, e);
-                total += e;
-            }
-            float sum = hsum16(total);
-            for (int64_t j = 0; j < padded; j += 16) store16(scratch + j, load16(scratch + j) / sum);
-            /* out = sum_j p_j v_j, 16 dims at a time, two partial sums over j */
-            int64_t d = 0;
-            for (; d + 16 <= hd; d += 16) {
-                v16 o0 = (v16){0}, o1 = (v16){0};
-                int64_t j = 0;
-                for (; j + 2 <= end; j += 2) {
-                    o0 += scratch[j] * load16(V + j * hd + d);
-                    o1 += scratch[j + 1] * load16(V + (j + 1) * hd + d);
-                }
-                if (j < end) o0 += scratch[j] * load16(V + j * hd + d);
-                store16(o + d, o0 + o1);
-            }
-            for (; d < hd; d++) {
-                float acc = 0.0f;
-                for (int64_t j = 0; j < end; j++) acc += scratch[j] * V[j * hd + d];
-                o[d] = acc;
-            }
+            float sum = exp_shifted(scratch, end, m);
+            weighted_rows(o, scratch, V, end, hd, 1.0f / sum);
         }
     }
 }

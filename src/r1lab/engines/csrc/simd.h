@@ -103,4 +103,86 @@ static inline void rotate(const float *x, const float *c, const float *s, float 
     for (int64_t d = half; d < hd; d++) out[d] = x[d] * c[d] + x[d - half] * s[d];
 }
 
+
+/* ---- attention pieces shared by the decode and the training kernels ---- */
+
+/* x . T[:, j .. j + 16) for a (hd, Sp) row-major block T: 16 columns at once, four partial
+ * sums over d to break the add chain. */
+FMA_FN static inline v16 dot_cols16(const float *x, const float *T, int64_t Sp, int64_t j,
+                                    int64_t hd) {
+    FMA_OK
+    v16 a0 = (v16){0}, a1 = (v16){0}, a2 = (v16){0}, a3 = (v16){0};
+    int64_t d = 0;
+    for (; d + 4 <= hd; d += 4) {
+        a0 += x[d] * load16(T + d * Sp + j);
+        a1 += x[d + 1] * load16(T + (d + 1) * Sp + j);
+        a2 += x[d + 2] * load16(T + (d + 2) * Sp + j);
+        a3 += x[d + 3] * load16(T + (d + 3) * Sp + j);
+    }
+    for (; d < hd; d++) a0 += x[d] * load16(T + d * Sp + j);
+    return (a0 + a1) + (a2 + a3);
+}
+
+/* sc[0 .. n rounded up to 16) = scale * q . KT[:, j] for the keys j < n with mrow[j] != 0 (a
+ * row of row_len >= n bytes), -inf elsewhere; returns the largest score. KT: (hd, Sp). */
+FMA_FN static inline float score_row(const float *q, const float *KT, const uint8_t *mrow,
+                                     int64_t n, int64_t row_len, int64_t Sp, int64_t hd,
+                                     float scale, float *sc) {
+    FMA_OK
+    const v16i iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const v16 neg_inf = (v16){0} - INFINITY;
+    v16 vmax = neg_inf;
+    for (int64_t j = 0; j < n; j += 16) {
+        v16 acc = dot_cols16(q, KT, Sp, j, hd) * scale;
+        v16i valid = (iota + (int32_t)j) < (int32_t)n;
+        if (j + 16 <= row_len) {
+            v16u8 bytes;
+            memcpy(&bytes, mrow + j, sizeof bytes);
+            valid &= __builtin_convertvector(bytes, v16i) != 0;
+        } else {
+            for (int l = 0; l < 16; l++) valid[l] &= (j + l < n && mrow[j + l]) ? -1 : 0;
+        }
+        v16 s = (v16)(((v16i)acc & valid) | ((v16i)neg_inf & ~valid));
+        store16(sc + j, s);
+        vmax = (v16)(((v16i)vmax & (vmax >= s)) | ((v16i)s & (vmax < s)));
+    }
+    return hmax16(vmax);
+}
+
+/* sc[j] = e^(sc[j] - m), 0 where sc[j] is -inf, for j < n rounded up to 16; returns the sum. */
+static inline float exp_shifted(float *sc, int64_t n, float m) {
+    v16 total = (v16){0};
+    for (int64_t j = 0; j < n; j += 16) {
+        v16 s = load16(sc + j);
+        v16 e = (v16)((v16i)exp16(s - m) & (s > -INFINITY));
+        store16(sc + j, e);
+        total += e;
+    }
+    return hsum16(total);
+}
+
+/* o[0 .. hd) = scale * sum_{j < n} p[j] V[j, :] (V rows hd floats apart): 16 dims at a time,
+ * two partial sums over j. */
+FMA_FN static inline void weighted_rows(float *o, const float *p, const float *V, int64_t n,
+                                        int64_t hd, float scale) {
+    FMA_OK
+    int64_t d = 0;
+    for (; d + 16 <= hd; d += 16) {
+        v16 o0 = (v16){0}, o1 = (v16){0};
+        int64_t j = 0;
+        for (; j + 2 <= n; j += 2) {
+            o0 += p[j] * load16(V + j * hd + d);
+            o1 += p[j + 1] * load16(V + (j + 1) * hd + d);
+        }
+        if (j < n) o0 += p[j] * load16(V + j * hd + d);
+        store16(o + d, (o0 + o1) * scale);
+    }
+    for (; d < hd; d++) {
+        float acc = 0.0f;
+        for (int64_t j = 0; j < n; j++) acc += p[j] * V[j * hd + d];
+        o[d] = acc * scale;
+    }
+}
+
+
 #endif

@@ -100,31 +100,6 @@ static void transpose_keys(const float *K, int64_t S, int64_t hd, int64_t Sp, fl
         for (int64_t j = S; j < Sp; j++) KT[d * Sp + j] = 0.0f;
 }
 
-/* sc[0..Sp) = scale * q . k_j for valid keys (mask row `mrow`, j < S), -inf elsewhere; the max */
-FMA_FN static float score_row(const float *qi, const float *KT, const uint8_t *mrow, int64_t S,
-                              int64_t Sp, int64_t hd, float scale, float *sc) {
-    FMA_OK
-    const v16i iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    const v16 neg_inf = (v16){0} - INFINITY;
-    v16 vmax = neg_inf;
-    for (int64_t j = 0; j < Sp; j += 16) {
-        v16 a0 = (v16){0}, a1 = (v16){0};
-        int64_t d = 0;
-        for (; d + 2 <= hd; d += 2) {
-            a0 += qi[d] * load16(KT + d * Sp + j);
-            a1 += qi[d + 1] * load16(KT + (d + 1) * Sp + j);
-        }
-        if (d < hd) a0 += qi[d] * load16(KT + d * Sp + j);
-        v16 acc = (a0 + a1) * scale;
-        v16i valid = (iota + (int32_t)j) < (int32_t)S;
-        for (int l = 0; l < 16; l++) valid[l] &= (j + l < S && mrow[j + l]) ? -1 : 0;
-        v16 s = (v16)(((v16i)acc & valid) | ((v16i)neg_inf & ~valid));
-        store16(sc + j, s);
-        vmax = (v16)(((v16i)vmax & (vmax >= s)) | ((v16i)s & (vmax < s)));
-    }
-    return hmax16(vmax);
-}
-
 FMA_FN void r1_attn_fwd(const float *q, const float *k, const float *v, const uint8_t *mask,
                         int64_t mask_bs, float scale, float *out, float *lse, float *scratch,
                         int64_t B, int64_t nh, int64_t nkv, int64_t T, int64_t S, int64_t hd) {
@@ -139,39 +114,16 @@ FMA_FN void r1_attn_fwd(const float *q, const float *k, const float *v, const ui
             for (int64_t i = 0; i < T; i++) {
                 const float *qi = q + ((b * nh + h) * T + i) * hd;
                 float *o = out + ((b * T + i) * nh + h) * hd;
-                float m = score_row(qi, KT, mask + b * mask_bs + i * S, S, Sp, hd, scale, sc);
+                float m = score_row(qi, KT, mask + b * mask_bs + i * S, S, S, Sp, hd, scale, sc);
                 float *l = lse + (b * nh + h) * T + i;
-                for (int64_t d = 0; d < hd; d++) o[d] = 0.0f;
                 if (m == -INFINITY) {
+                    for (int64_t d = 0; d < hd; d++) o[d] = 0.0f;
                     *l = -INFINITY;
                     continue;
                 }
-                v16 total = (v16){0};
-                for (int64_t j = 0; j < Sp; j += 16) {
-                    v16 s = load16(sc + j);
-                    v16 e = (v16)((v16i)exp16(s - m) & (s > -INFINITY));
-                    store16(sc + j, e);
-                    total += e;
-                }
-                float sum = hsum16(total);
+                float sum = exp_shifted(sc, S, m);
                 *l = m + logf(sum);
-                float inv = 1.0f / sum;
-                int64_t d = 0;
-                for (; d + 16 <= hd; d += 16) {
-                    v16 o0 = (v16){0}, o1 = (v16){0};
-                    int64_t j = 0;
-                    for (; j + 2 <= S; j += 2) {
-                        o0 += sc[j] * load16(V + j * hd + d);
-                        o1 += sc[j + 1] * load16(V + (j + 1) * hd + d);
-                    }
-                    if (j < S) o0 += sc[j] * load16(V + j * hd + d);
-                    store16(o + d, (o0 + o1) * inv);
-                }
-                for (; d < hd; d++) {
-                    float acc = 0.0f;
-                    for (int64_t j = 0; j < S; j++) acc += sc[j] * V[j * hd + d];
-                    o[d] = acc * inv;
-                }
+                weighted_rows(o, sc, V, S, hd, 1.0f / sum);
             }
         }
     }
@@ -204,20 +156,13 @@ FMA_FN void r1_attn_bwd(const float *q, const float *k, const float *v, const ui
                 float l = lse[(b * nh + h) * T + i];
                 for (int64_t d = 0; d < hd; d++) dqi[d] = 0.0f;
                 if (l == -INFINITY) continue;
-                score_row(qi, KT, mask + b * mask_bs + i * S, S, Sp, hd, scale, p);
+                score_row(qi, KT, mask + b * mask_bs + i * S, S, S, Sp, hd, scale, p);
                 float Di = dot(doi, oi, hd);
                 for (int64_t j = 0; j < Sp; j += 16) {
                     v16 s = load16(p + j);
                     v16 pj = (v16)((v16i)exp16(s - l) & (s > -INFINITY));
                     store16(p + j, pj);
-                    v16 a0 = (v16){0}, a1 = (v16){0};
-                    int64_t d = 0;
-                    for (; d + 2 <= hd; d += 2) {
-                        a0 += doi[d] * load16(VT + d * Sp + j);
-                        a1 += doi[d + 1] * load16(VT + (d + 1) * Sp + j);
-                    }
-                    if (d < hd) a0 += doi[d] * load16(VT + d * Sp + j);
-                    store16(ds + j, pj * ((a0 + a1) - Di) * scale);
+                    store16(ds + j, pj * (dot_cols16(doi, VT, Sp, j, hd) - Di) * scale);
                 }
                 for (int64_t j = 0; j < S; j++) {
                     float pj = p[j], dsj = ds[j];
