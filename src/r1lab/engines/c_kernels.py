@@ -145,7 +145,7 @@ def build(cache_dir: Path | None = None) -> Path:
     out = (cache_dir or cache_root() / "kernels") / f"cpu_fused-{key}.so"
     if not out.exists():
         _compile(cc, out)
-        log.info("compiled the CPU decode kernels: %s", out)
+        log.info("compiled the fused CPU kernels: %s", out)
     return out
 
 

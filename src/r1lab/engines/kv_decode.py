@@ -12,6 +12,10 @@ projections, MLP activation, LM head) through a short forward of its own:
   are always seen.
 * cos/sin for every position of the chunk are computed once, and so is a decode step's
   attention bias (0 / -inf per key slot; a step reads a slice of it instead of building a mask).
+* On a float32 CPU model a one-token step runs its non-matmul work in the fused C kernels
+  (`c_kernels`: add + RMSNorm, rotary + K/V write into a transposed key cache, attention, SiLU
+  * up; 4 calls per layer next to the 4 matmuls), unless ``R1LAB_CPU_FUSED=torch`` or they
+  cannot be built; the prefill and every other case run the PyTorch ops below.
 
 It is used only when `supports_kv_decode(model)` says the model is exactly this architecture
 (model type qwen2 or llama, plain `nn.Linear` projections - so no PEFT adapters -, full attention
