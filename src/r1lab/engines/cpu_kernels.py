@@ -75,9 +75,7 @@ def _t(x2: torch.Tensor) -> torch.Tensor:
     """``x2.t()`` as a contiguous copy: a tiled C transpose when the fused kernels are on and
     torch runs on one thread (about twice PyTorch's strided copy for these (rows, 128)
     operands), else ``.contiguous()``."""
-    if torch.get_num_threads() > 1 or c_kernels.mode() == "torch":
-        return x2.t().contiguous()  # PyTorch's copy runs on all threads
-    ck = c_kernels.load()
+    ck = c_kernels.for_training()
     if ck is None or not x2.is_contiguous() or x2.dtype is not torch.float32:
         return x2.t().contiguous()
     return ck.transpose(x2)

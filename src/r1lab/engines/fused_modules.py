@@ -33,25 +33,24 @@ from torch import nn
 
 from r1lab.engines import c_kernels
 
-_NORMS = ("Qwen2RMSNorm", "LlamaRMSNorm")
+NORM_CLASSES = ("Qwen2RMSNorm", "LlamaRMSNorm")  # x * rsqrt(mean x^2 + eps) * w (also kv_decode)
 _MLPS = ("Qwen2MLP", "LlamaMLP")
 _ATTNS = ("Qwen2Attention", "LlamaAttention")
-_SILU = ("SiLU", "SiLUActivation")
+SILU_ACTIVATIONS = ("SiLU", "SiLUActivation")
 _PLAIN = (torch.Tensor, nn.Parameter)
 
 
 def _fusable(*tensors: torch.Tensor) -> bool:
-    """Float32 CPU plain tensors outside autocast, and torch on one thread: the kernels are
-    single-threaded, and with more threads PyTorch's parallel ops were as fast or faster here
-    (tiny-model pretraining at 2 threads: 13.5 s vs 14.8 - 16.1 s per 60 steps)."""
+    """Float32 CPU plain tensors outside autocast, while the training kernels apply
+    (`c_kernels.for_training`: torch on one thread)."""
     return (
-        torch.get_num_threads() == 1
-        and all(
+        all(
             type(t) in _PLAIN and t.dtype is torch.float32 and t.device.type == "cpu"
             for t in tensors
         )
         and tensors[0].numel() > 0
         and not torch.is_autocast_enabled("cpu")
+        and c_kernels.for_training() is not None
     )
 
 
@@ -272,9 +271,9 @@ def enable(model: nn.Module) -> int:
     todo = []
     for module in model.modules():
         name = type(module).__name__
-        if name in _NORMS and isinstance(getattr(module, "variance_epsilon", None), float):
+        if name in NORM_CLASSES and isinstance(getattr(module, "variance_epsilon", None), float):
             todo.append((module, _norm_forward))
-        elif name in _MLPS and type(getattr(module, "act_fn", None)).__name__ in _SILU:
+        elif name in _MLPS and type(getattr(module, "act_fn", None)).__name__ in SILU_ACTIVATIONS:
             todo.append((module, _mlp_forward))
         elif _attn_swappable(module):
             todo.append((module, _attn_forward))

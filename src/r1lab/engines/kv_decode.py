@@ -32,6 +32,7 @@ from torch import nn
 
 from r1lab.engines import c_kernels
 from r1lab.engines.cpu_kernels import PLAIN_LINEARS, linear, pack_weight
+from r1lab.engines.fused_modules import NORM_CLASSES, SILU_ACTIVATIONS
 
 _TYPES = ("qwen2", "llama")
 
@@ -72,13 +73,10 @@ def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor
     return x * cos + rot * sin
 
 
-_FUSABLE_NORMS = ("Qwen2RMSNorm", "LlamaRMSNorm")
-
-
 def _norm_params(module: nn.Module) -> tuple[torch.Tensor, float] | None:
     """(weight, eps) of a known float32 RMSNorm (x * rsqrt(mean x^2 + eps) * w), else None."""
     eps = getattr(module, "variance_epsilon", None)
-    known = any(c.__name__ in _FUSABLE_NORMS for c in type(module).__mro__)  # or a fused subclass
+    known = any(c.__name__ in NORM_CLASSES for c in type(module).__mro__)  # or a fused subclass
     if not known or not isinstance(eps, float):
         return None
     w = module.weight
@@ -205,7 +203,7 @@ class KVDecoder:
         acts = {type(layer.mlp.act_fn).__name__ for layer in dec.layers}
         if (
             any(n is None for n in norms)
-            or not acts <= {"SiLU", "SiLUActivation"}
+            or not acts <= set(SILU_ACTIVATIONS)
             or self.nh % self.nkv
             or not c_kernels.usable(self.cos, self.sin, dec.embed_tokens.weight)
             or c_kernels.mode() == "torch"
