@@ -3,13 +3,34 @@
 Every default lives in one dataclass field. YAML files hold only overrides; a recipe may name a
 ``base:`` recipe it overlays. Unknown keys and wrong types raise `ConfigError` with the dotted path
 of the offending key. Nothing mutates a config at run time: `dataclasses.replace` makes new ones.
+
+Valid values (the one validation place). A config class declares what its fields allow with the
+`constrained` decorator, on top of ``@dataclass``::
+
+    @constrained(_group_size_fits_estimator, steps=count(), lr=above(0), eps_low=at_least(0))
+    @dataclass(frozen=True)
+    class GRPOConfig: ...
+
+A field check is a callable ``value -> None | str`` (None: allowed; a string: what IS allowed);
+a rule is ``cfg -> None | (key, what is allowed)`` for a constraint between fields. Subclasses
+inherit their bases' checks. `validate` walks a whole config (nested sections, tuples of sections)
+and raises `ConfigError` for the first violation as one line naming the key, the value and what
+is allowed (``grpo.lr: expected a number > 0, got -1.0``); `from_dict` (so `load_config`) calls
+it on the finished top-level config, i.e. before any data or model is loaded. Besides the
+declared checks, every float must be finite (no nan/inf) in every config. Checks that need the
+machine (`device`: does this CUDA device exist; `existing_file`) run at load time too. Two classes
+that code also builds directly from flags or params, `DoctorConfig` and `SandboxConfig`, check in
+``__post_init__`` instead (so at load time as well). docs/configuration.md lists the rules.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import types
 import typing
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
@@ -72,14 +93,17 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             return value
         raise ConfigError(f"{path}: expected an integer, got {value!r}")
     if tp is float:
+        number = None
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{path}: expected a number, got {value!r}")
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is None:
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        if not math.isfinite(number):
+            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
@@ -105,9 +129,12 @@ def from_dict(cls: type[C], data: dict[str, Any], path: str = "") -> C:
             value = deep_merge(to_dict(default), value)
         kwargs[key] = _coerce(value, hints[key], dotted)
     try:
-        return cls(**kwargs)
+        cfg = cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path or cls.__name__}: {exc}") from None
+    if not path:  # the whole config is built: check every value once, before anything runs
+        validate(cfg)
+    return cfg
 
 
 def _field_default(f: dataclasses.Field) -> Any:
@@ -206,3 +233,161 @@ def load_config(cls: type[C], recipe: str | None, overrides: list[str] | None = 
 def save_config(cfg: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+# --- valid values: field checks, rules between fields, and `validate` -------------------------
+
+Check = Callable[[Any], str | None]  # value -> None (allowed) | what is allowed
+Rule = Callable[[Any], "tuple[str, str] | None"]  # cfg -> None | (field, what is allowed)
+
+
+def constrained(*rules: Rule, **checks: Check) -> Callable[[type[C]], type[C]]:
+    """Class decorator (on top of ``@dataclass``): the checks of the named fields and the rules
+    between fields that `validate` applies; merged with those a base class declares."""
+
+    def deco(cls: type[C]) -> type[C]:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(checks) - names)
+        if unknown:
+            raise TypeError(f"{cls.__name__}: checks for unknown fields {unknown}")
+        cls.__config_checks__ = {**getattr(cls, "__config_checks__", {}), **checks}
+        cls.__config_rules__ = (*getattr(cls, "__config_rules__", ()), *rules)
+        return cls
+
+    return deco
+
+
+def validate(cfg: Any, path: str = "") -> None:
+    """Raise `ConfigError` for the first value of `cfg` (a config dataclass, walked recursively in
+    field order) that its class's checks or rules do not allow."""
+    checks: dict[str, Check] = getattr(type(cfg), "__config_checks__", {})
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        dotted = f"{path}.{f.name}" if path else f.name
+        check = checks.get(f.name)
+        if check is not None:
+            allowed = check(value)
+            if allowed is not None:
+                raise ConfigError(f"{dotted}: expected {allowed}, got {value!r}")
+        if dataclasses.is_dataclass(value):
+            validate(value, dotted)
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    validate(item, f"{dotted}[{i}]")
+    for rule in getattr(type(cfg), "__config_rules__", ()):
+        broken = rule(cfg)
+        if broken is not None:
+            key, allowed = broken
+            dotted = f"{path}.{key}" if path else key
+            value = _dig(cfg, key)
+            raise ConfigError(f"{dotted}: expected {allowed}, got {value!r}")
+
+
+def _dig(cfg: Any, key: str) -> Any:
+    for part in key.split("."):
+        cfg = cfg.get(part) if isinstance(cfg, dict) else getattr(cfg, part)
+    return cfg
+
+
+def count(minimum: int = 1) -> Check:
+    """An integer >= `minimum` (a count: steps, samples, tokens, batch sizes)."""
+    return lambda v: None if v >= minimum else f"an integer >= {minimum}"
+
+
+def optional(check: Check) -> Check:
+    """None (the documented default meaning) or a value `check` allows."""
+    return lambda v: None if v is None else check(v)
+
+
+def above(low: float) -> Check:
+    return lambda v: None if v > low else f"a number > {low:g}"
+
+
+def at_least(low: float) -> Check:
+    return lambda v: None if v >= low else f"a number >= {low:g}"
+
+
+def within(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Check:
+    """A number in the interval [low, high]; ``*_open`` excludes that end."""
+    lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+
+    def check(v: float) -> str | None:
+        ok_low = v > low if low_open else v >= low
+        ok_high = v < high if high_open else v <= high
+        return None if ok_low and ok_high else f"a number in {lo}{low:g}, {high:g}{hi}"
+
+    return check
+
+
+def one_of(choices: Sequence[Any]) -> Check:
+    return lambda v: None if v in choices else f"one of {list(choices)}"
+
+
+def prefix_of(sequence: Sequence[str]) -> Check:
+    """A leading part of `sequence` (pipeline stages run in order)."""
+    full = tuple(sequence)
+    return lambda v: None if tuple(v) == full[: len(v)] else f"a prefix of {list(full)}"
+
+
+def each(check: Check) -> Check:
+    """Every item of a tuple passes `check`."""
+
+    def run(values: Sequence[Any]) -> str | None:
+        for v in values:
+            allowed = check(v)
+            if allowed is not None:
+                return f"items that are each {allowed} ({v!r} is not)"
+        return None
+
+    return run
+
+
+def registered(registry: Any, *, extra: Sequence[str] = ()) -> Check:
+    """The name of an item of `registry` (a `r1lab.registry.Registry`), or one of `extra`."""
+
+    def check(name: str) -> str | None:
+        if name in extra or name in registry:
+            return None
+        return f"a registered {registry.kind} ({', '.join([*extra, *registry.names()])})"
+
+    return check
+
+
+def existing_file(*, allow_hf: bool = True) -> Check:
+    """ "" (not set), ``hf:NAME[:split]`` (a `datasets` source) or the path of an existing file."""
+
+    def check(value: str | None) -> str | None:
+        if not value or (allow_hf and value.startswith("hf:")):
+            return None
+        p = Path(value)
+        if p.is_file():
+            return None
+        what = "a directory" if p.is_dir() else "not found" if not p.exists() else "not a file"
+        hf = " or hf:NAME[:split]" if allow_hf else ""
+        return f"the path of an existing file{hf} ({value} is {what})"
+
+    return check
+
+
+def existing_dir() -> Check:
+    """ "" (not set) or the path of an existing directory."""
+
+    def check(value: str) -> str | None:
+        if not value or Path(value).is_dir():
+            return None
+        what = "a file" if Path(value).exists() else "not found"
+        return f"an existing directory ({value} is {what})"
+
+    return check
+
+
+def device() -> Check:
+    """``auto`` or a torch device that exists on this machine (`r1lab.engines.device`)."""
+
+    def check(spec: str) -> str | None:
+        from r1lab.engines.device import device_problem
+
+        return device_problem(spec)
+
+    return check

@@ -45,7 +45,17 @@ class _Loaded(Exception):
     pass
 
 
-def test_sft_and_rejection_sampling_load_the_model_on_model_device(monkeypatch, tmp_path):
+@pytest.fixture
+def any_device_exists(monkeypatch):
+    """`model.device=cuda:N` passes the load-time device check here (the loaders are faked)."""
+    import r1lab.engines.device as device
+
+    monkeypatch.setattr(device, "device_problem", lambda spec: None)
+
+
+def test_sft_and_rejection_sampling_load_the_model_on_model_device(
+    monkeypatch, tmp_path, any_device_exists
+):
     """`model.device` reaches the loader in SFT and rejection sampling too (not only RL)."""
     import r1lab.pipelines.common as common
     from r1lab.config import load_config
@@ -72,7 +82,9 @@ def test_sft_and_rejection_sampling_load_the_model_on_model_device(monkeypatch, 
     assert seen == ["cuda:1", "cuda:2"]
 
 
-def test_r1_stages_and_stage_evaluations_keep_model_device_and_dtype(monkeypatch, tmp_path):
+def test_r1_stages_and_stage_evaluations_keep_model_device_and_dtype(
+    monkeypatch, tmp_path, any_device_exists
+):
     """R1's sub-runs (cold-start sampling and SFT, reasoning RL, rejection sampling + SFT) and
     its per-stage evaluations load on `model.device` in `model.dtype`; distillation's
     evaluations on the student's."""

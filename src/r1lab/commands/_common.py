@@ -14,7 +14,7 @@ def add_recipe_args(p: argparse.ArgumentParser, default: str | None) -> None:
     )
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. grpo.steps=10")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(default_recipe=default)
+    p.set_defaults(default_recipe=default, intermixed=True)  # overrides before or after flags
 
 
 def split_recipe(args) -> tuple[str | None, list[str]]:

@@ -40,12 +40,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from r1lab.data.loaders import read_text_file
     from r1lab.sandbox import Program, SandboxConfig, describe_isolation, execute
 
     if args.sandbox_action == "info":
         print(describe_isolation(SandboxConfig(isolation=args.isolation)))
         return 0
-    source = Path(args.file).read_text()
+    source = read_text_file(args.file)
     stdin = Path(args.stdin).read_bytes() if args.stdin else b""
     cfg = SandboxConfig(timeout_s=args.timeout, memory_mb=args.memory, isolation=args.isolation)
     result = execute(Program(source, language=args.language, stdin=stdin), cfg)

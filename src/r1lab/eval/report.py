@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from r1lab.data.loaders import read_text_file
 from r1lab.errors import DataError
 from r1lab.eval.results import EvalResult
 from r1lab.utils.jsonl import read_jsonl
@@ -162,8 +163,10 @@ def compare_runs(run_dirs: Sequence[Path | str]) -> str:
         if not path.exists():
             raise DataError(f"{path}: no report.json (run the evaluation first, or pass a run dir)")
         try:
-            sections = json.loads(path.read_text())["sections"]
-        except (json.JSONDecodeError, KeyError) as exc:
+            sections = json.loads(read_text_file(path))["sections"]
+            if not isinstance(sections, dict):
+                raise TypeError("'sections' is not a mapping")
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise DataError(f"{path}: not an r1lab report ({exc})") from None
         label = path.parent.name
         for name, metrics in sections.items():

@@ -15,7 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from r1lab.config import save_config
+from r1lab.config import (
+    above,
+    at_least,
+    constrained,
+    count,
+    device,
+    existing_file,
+    one_of,
+    optional,
+    save_config,
+    within,
+)
 from r1lab.errors import ConfigError
 from r1lab.eval.analytics import trace_stats
 from r1lab.eval.benchmarks import (
@@ -30,9 +41,25 @@ from r1lab.eval.benchmarks import (
 from r1lab.eval.report import plot_histogram, print_summary, write_report
 from r1lab.eval.results import EvalResult
 from r1lab.eval.runner import evaluate
+from r1lab.models.hf_load import DTYPES
 from r1lab.types import SamplingParams
 
 
+@constrained(
+    endpoint_mode=one_of(("chat", "completions")),
+    source=existing_file(),
+    limit=optional(count()),
+    k=optional(count()),
+    max_new_tokens=optional(count()),
+    temperature=at_least(0),
+    top_p=within(0, 1, low_open=True),
+    batch_size=count(),
+    concurrency=count(),
+    timeout_s=above(0),
+    max_retries=count(0),
+    dtype=one_of(DTYPES),
+    device=device(),
+)
 @dataclass(frozen=True)
 class EvalRunConfig:
     """Everything an evaluation run needs. None means "the benchmark's default"."""

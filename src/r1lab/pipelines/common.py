@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from pathlib import Path
@@ -56,7 +57,15 @@ def task_examples(data_cfg, split: str) -> list[Example]:
     """Examples of a split: from the configured file, else generated from the task registry."""
     file = data_cfg.train_file if split == "train" else data_cfg.test_file
     if file:
-        return load_examples(file)
+        examples = load_examples(file, skip_bad=data_cfg.skip_bad_rows)
+        if examples.skipped:
+            logging.getLogger("r1lab.data").warning(
+                "data.skip_bad_rows: skipped %d bad rows of %s (first: %s)",
+                examples.skipped,
+                file,
+                examples.first_skipped,
+            )
+        return examples
     n = data_cfg.n_train if split == "train" else data_cfg.n_test
     if n <= 0:
         raise ConfigError(f"data.n_{split} must be positive")

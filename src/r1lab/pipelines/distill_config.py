@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from r1lab.config import constrained, count, prefix_of
 from r1lab.pipelines.pretrain import PretrainConfig
 from r1lab.pipelines.r1_config import ChatDataConfig, R1EvalConfig, RejectionStageConfig
 from r1lab.pipelines.rl_config import ModelConfig
 from r1lab.pipelines.rs_config import TeacherConfig
 from r1lab.pipelines.sft_config import SFTTrainConfig
 from r1lab.rewards.combine import RewardComponent
+
+STAGES = ("sample", "sft")  # distill.run runs a prefix of these
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,9 @@ def _rewards() -> tuple[RewardComponent, ...]:
     return (RewardComponent("accuracy", 1.0),)
 
 
+# teacher.path must exist only when there is no endpoint and only when distill runs (it is often
+# the product of an earlier `r1lab r1` run): `distill.run` checks it first, before any model loads
+@constrained(threads=count(0), stages=prefix_of(STAGES), sft_max_len=count())
 @dataclass(frozen=True)
 class DistillConfig:
     seed: int = 0

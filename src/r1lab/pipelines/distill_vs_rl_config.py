@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from r1lab.config import constrained, count, one_of
 from r1lab.data.filters import FilterSpec, default_filters
 from r1lab.doctor.config import DoctorConfig
 from r1lab.pipelines.pretrain import PretrainConfig
@@ -47,6 +48,7 @@ class TraceSampleConfig(RejectionStageConfig):
     filters: tuple[FilterSpec, ...] = field(default_factory=default_filters)
 
 
+@constrained(sft_max_len=count())
 @dataclass(frozen=True)
 class DistillArmConfig:
     sample: TraceSampleConfig = field(default_factory=TraceSampleConfig)
@@ -54,6 +56,7 @@ class DistillArmConfig:
     sft_max_len: int = 192
 
 
+@constrained(budget=one_of(BUDGETS))
 @dataclass(frozen=True)
 class RLArmConfig:
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
@@ -67,6 +70,7 @@ def _rewards() -> tuple[RewardComponent, ...]:
     return (RewardComponent("accuracy", 1.0), RewardComponent("format", 0.5))
 
 
+@constrained(threads=count(0))
 @dataclass(frozen=True)
 class DistillVsRLConfig:
     seed: int = 0

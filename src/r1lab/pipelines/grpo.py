@@ -216,6 +216,8 @@ def _run(cfg: RLConfig, *, run_dir=None, model=None, tokenizer=None, log=print, 
                 "elapsed": time.time() - t_start,
             }
             row = rdist.reduce_rows(row)  # the same row on every rank (so the same doctor verdict)
+            if step == 0 and getattr(train, "skipped", 0):  # data.skip_bad_rows
+                row["data/skipped_rows"] = train.skipped
             if cfg.eval.every and (step + 1) % cfg.eval.every == 0 and rdist.is_main():
                 row |= _heldout(cfg, policy, run_dir, step + 1)
             history.append(row)

@@ -21,16 +21,30 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from r1lab.config import save_config, to_dict
+from r1lab.config import above, at_least, constrained, count, one_of, save_config, to_dict
 from r1lab.data.corpus import CorpusMix, build_corpus
 from r1lab.errors import ConfigError
-from r1lab.models.tiny import build_model, build_tokenizer, chat_text, num_parameters
+from r1lab.models.tiny import SIZES, build_model, build_tokenizer, chat_text, num_parameters
 from r1lab.utils.paths import cache_root
 from r1lab.utils.progress import progress_bar
 
 CORPUS_VERSION = 2  # bump when the corpus or the training loop changes what a config produces
 
 
+@constrained(
+    size=one_of(tuple(SIZES)),
+    difficulty=count(),
+    n_docs=count(),
+    vocab_size=count(),
+    steps=count(),
+    batch_size=count(),
+    seq_len=count(),
+    lr=above(0),
+    warmup=count(0),
+    weight_decay=at_least(0),
+    threads=count(0),
+    packing=one_of(("documents", "stream")),
+)
 @dataclass(frozen=True)
 class PretrainConfig:
     size: str = "1m"

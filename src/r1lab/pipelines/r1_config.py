@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from r1lab.config import constrained, count, existing_dir, existing_file, prefix_of, within
 from r1lab.data.filters import FilterSpec, default_filters
 from r1lab.data.readable import ReadableFormat
 from r1lab.pipelines.pretrain import PretrainConfig
@@ -55,6 +56,12 @@ def _readable_filters() -> tuple[FilterSpec, ...]:
     return (FilterSpec("readable"), *default_filters())
 
 
+@constrained(
+    seed_file=existing_file(),
+    n_seed=count(),
+    r1_zero_prompts=count(),
+    r1_zero_k=count(),
+)
 @dataclass(frozen=True)
 class ColdStartConfig:
     seed_file: str = ""  # hand-written long-CoT rows; "" = synthetic seed rows from data.tasks
@@ -73,6 +80,7 @@ class RLStageConfig:
     rewards: tuple[RewardComponent, ...] = ()  # () = automatic
 
 
+@constrained(n_prompts=count(), k=count(), max_per_prompt=count(0), prompts_per_chunk=count())
 @dataclass(frozen=True)
 class RejectionStageConfig:
     n_prompts: int = 256
@@ -84,6 +92,13 @@ class RejectionStageConfig:
     filters: tuple[FilterSpec, ...] = field(default_factory=_readable_filters)
 
 
+@constrained(
+    file=existing_file(),
+    n=count(),
+    ratio=within(0, 1, high_open=True),
+    rl_share=within(0, 1, high_open=True),
+    eval_n=count(0),
+)
 @dataclass(frozen=True)
 class GeneralConfig:
     file: str = ""  # SFT rows of non-reasoning data; "" = the synthetic general-chat set
@@ -93,6 +108,7 @@ class GeneralConfig:
     eval_n: int = 24  # general prompts evaluated after each stage (0 = none)
 
 
+@constrained(path=existing_dir(), max_len=count(), batch_size=count())
 @dataclass(frozen=True)
 class RewardModelConfig:
     """Stage 4's preference RM (R1 §2.3.4): helpfulness on the summary, harmlessness on all."""
@@ -105,6 +121,7 @@ class RewardModelConfig:
     train: RewardModelTrainConfig = field(default_factory=RewardModelTrainConfig)
 
 
+@constrained(threads=count(0), stages=prefix_of(STAGES), sft_max_len=count())
 @dataclass(frozen=True)
 class R1Config:
     seed: int = 0

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from r1lab.config import save_config, to_dict
+from r1lab.config import above, at_least, constrained, count, one_of, save_config, to_dict
 from r1lab.data.preferences import preference_pairs, split_pairs
 from r1lab.errors import ConfigError
 from r1lab.utils.paths import cache_root
@@ -31,6 +31,22 @@ from r1lab.utils.progress import progress_bar
 RM_VERSION = 1  # bump when the pairs or the training loop change what a config produces
 
 
+def _held_out_smaller(cfg: RewardModelTrainConfig) -> tuple[str, str] | None:
+    return None if cfg.n_eval < cfg.n_pairs else ("n_eval", f"an integer < n_pairs={cfg.n_pairs}")
+
+
+@constrained(
+    _held_out_smaller,
+    init=one_of(("base", "random")),
+    n_pairs=count(),
+    n_eval=count(),
+    steps=count(),
+    batch_size=count(),
+    lr=above(0),
+    weight_decay=at_least(0),
+    max_len=count(),
+    threads=count(0),
+)
 @dataclass(frozen=True)
 class RewardModelTrainConfig:
     init: str = "base"  # "base": the base's weights + a new score head; "random": a fresh `size`

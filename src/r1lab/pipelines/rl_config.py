@@ -2,6 +2,8 @@
 
 A recipe YAML overrides any field; ``model.path: tiny`` means the embedded tiny base model built
 by the ``pretrain`` section (cached), anything else is a Hugging Face directory or hub id.
+What each field allows is declared with `r1lab.config.constrained` above its class (checked when
+the config loads, before data or model).
 """
 
 from __future__ import annotations
@@ -9,11 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from r1lab.algo import ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
+from r1lab.config import (
+    above,
+    at_least,
+    constrained,
+    count,
+    device,
+    existing_file,
+    one_of,
+    registered,
+    within,
+)
 from r1lab.doctor.config import DoctorConfig
+from r1lab.models.hf_load import DTYPES
 from r1lab.pipelines.pretrain import PretrainConfig
 from r1lab.rewards.combine import RewardComponent
 
 
+@constrained(dtype=one_of(DTYPES), device=device())
 @dataclass(frozen=True)
 class ModelConfig:
     path: str = "tiny"
@@ -21,6 +37,13 @@ class ModelConfig:
     device: str = "auto"  # auto = the GPU when one is visible, else the CPU (engines/device.py)
 
 
+@constrained(
+    difficulty=count(),
+    n_train=count(),
+    n_test=count(),
+    train_file=existing_file(),
+    test_file=existing_file(),
+)
 @dataclass(frozen=True)
 class DataConfig:
     tasks: tuple[str, ...] = ("arith",)
@@ -31,8 +54,16 @@ class DataConfig:
     seed: int = 0
     train_file: str | None = None  # JSONL/Parquet rows with question, answer, verifier
     test_file: str | None = None
+    skip_bad_rows: bool = False  # skip a file's bad rows (metric data/skipped_rows), not fail
 
 
+@constrained(
+    temperature=above(0),
+    top_p=within(0, 1, low_open=True),
+    top_k=count(0),
+    max_new_tokens=count(),
+    batch_size=count(),
+)
 @dataclass(frozen=True)
 class SamplingConfig:
     temperature: float = 1.0
@@ -43,6 +74,51 @@ class SamplingConfig:
     batch_size: int = 128  # rows per generation chunk
 
 
+# estimators whose baseline is not the prompt's group: one sample per prompt is enough
+SINGLE_SAMPLE_ESTIMATORS = ("reinforce_pp",)
+
+
+def _group_size_fits_estimator(g: GRPOConfig) -> tuple[str, str] | None:
+    """A group baseline (mean, std, leave-one-out) of one sample is undefined: every advantage
+    would be 0 (or the raw reward) and nothing is learned."""
+    if g.adv_estimator in SINGLE_SAMPLE_ESTIMATORS:
+        return None if g.group_size >= 1 else ("group_size", "an integer >= 1")
+    if g.group_size >= 2:
+        return None
+    return "group_size", f"an integer >= 2 for adv_estimator {g.adv_estimator!r} (group baseline)"
+
+
+def _adv_eps_not_negative(g: GRPOConfig) -> tuple[str, str] | None:
+    eps = g.adv_params.get("eps", 0.0)
+    if isinstance(eps, int | float) and not isinstance(eps, bool) and 0 <= eps < float("inf"):
+        return None
+    return "adv_params.eps", "a finite number >= 0"
+
+
+@constrained(
+    _group_size_fits_estimator,
+    _adv_eps_not_negative,
+    steps=count(),
+    prompts_per_step=count(),
+    mu=count(),
+    micro_batch_size=count(),
+    micro_batch_tokens=count(0),
+    lr=above(0),
+    warmup_steps=count(0),
+    weight_decay=at_least(0),
+    max_grad_norm=above(0),
+    adv_estimator=registered(ADVANTAGES),
+    policy_loss=registered(POLICY_LOSSES),
+    loss_agg=registered(AGGREGATIONS),
+    eps_low=at_least(0),
+    eps_high=at_least(0),
+    beta=at_least(0),
+    kl_estimator=registered(KL_ESTIMATORS),
+    const_len=count(0),
+    reward_error_threshold=within(0, 1),
+    max_gen_rounds=count(),
+    is_cap=above(0),
+)
 @dataclass(frozen=True)
 class GRPOConfig:
     steps: int = 30
@@ -76,6 +152,11 @@ class GRPOConfig:
     is_cap: float = 2.0
 
 
+@constrained(
+    gpu_memory_utilization=within(0, 1, low_open=True),
+    max_model_len=count(0),
+    sleep_level=one_of((1, 2)),
+)
 @dataclass(frozen=True)
 class RolloutConfig:
     """Which engine samples the rollouts. ``vllm`` needs the [vllm] extra and a CUDA GPU."""
@@ -89,6 +170,7 @@ class RolloutConfig:
     dtype: str = "auto"  # vLLM weights/activations; auto = the policy's dtype
 
 
+@constrained(r=count(), alpha=above(0), dropout=within(0, 1, high_open=True))
 @dataclass(frozen=True)
 class LoraSettings:
     """LoRA (PEFT) on the policy; the KL reference is then the base with adapters disabled."""
@@ -108,6 +190,7 @@ class LoraSettings:
     )
 
 
+@constrained(every_steps=count(0), keep_last=count())
 @dataclass(frozen=True)
 class CheckpointConfig:
     """Resumable training state under ``RUN/checkpoints/`` (``r1lab rl RECIPE --resume``)."""
@@ -125,6 +208,7 @@ class LoggingConfig:
     wandb_project: str = "r1lab"
 
 
+@constrained(timeout_s=count())
 @dataclass(frozen=True)
 class DistConfig:
     """Multi-process training under torchrun (single-process runs ignore it)."""
@@ -134,6 +218,13 @@ class DistConfig:
     timeout_s: int = 1800  # a collective waiting longer than this fails instead of hanging
 
 
+@constrained(
+    k=count(),
+    temperature=at_least(0),
+    top_p=within(0, 1, low_open=True),
+    max_new_tokens=count(),
+    every=count(0),
+)
 @dataclass(frozen=True)
 class EvalConfig:
     k: int = 8
@@ -148,6 +239,7 @@ def _default_rewards() -> tuple[RewardComponent, ...]:
     return (RewardComponent("accuracy", 1.0), RewardComponent("format", 0.5))
 
 
+@constrained(threads=count(0))
 @dataclass(frozen=True)
 class RLConfig:
     seed: int = 0

@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from r1lab.config import above, at_least, constrained, count, within
 from r1lab.data.filters import FilterSpec, default_filters
 from r1lab.pipelines.pretrain import PretrainConfig
 from r1lab.pipelines.rl_config import DataConfig, ModelConfig
 from r1lab.rewards.combine import RewardComponent
 
 
+@constrained(timeout_s=above(0), max_retries=count(0), backoff_s=at_least(0), concurrency=count())
 @dataclass(frozen=True)
 class TeacherConfig:
     base_url: str = ""  # e.g. http://127.0.0.1:8000/v1 ; empty = sample from model.path
@@ -27,6 +29,13 @@ class TeacherConfig:
     concurrency: int = 4
 
 
+@constrained(
+    temperature=above(0),
+    top_p=within(0, 1, low_open=True),
+    top_k=count(0),
+    max_new_tokens=count(),
+    batch_size=count(),
+)
 @dataclass(frozen=True)
 class RSSamplingConfig:
     temperature: float = 0.7
@@ -49,6 +58,13 @@ def _default_rewards() -> tuple[RewardComponent, ...]:
     return (RewardComponent("accuracy", 1.0),)
 
 
+@constrained(
+    threads=count(0),
+    n_prompts=count(0),
+    k=count(),
+    prompts_per_chunk=count(),
+    max_per_prompt=count(0),
+)
 @dataclass(frozen=True)
 class RSConfig:
     seed: int = 0

@@ -9,12 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from r1lab.config import above, at_least, constrained, count, existing_file, one_of, within
 from r1lab.pipelines.pretrain import PretrainConfig
 from r1lab.pipelines.rl_config import ModelConfig
 
 SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_min_lr")
 
 
+@constrained(
+    train_file=existing_file(),
+    eval_file=existing_file(),
+    eval_fraction=within(0, 1, high_open=True),
+    eval_max_samples=count(0),
+    max_len=count(),
+)
 @dataclass(frozen=True)
 class SFTDataConfig:
     train_file: str = ""
@@ -25,6 +33,19 @@ class SFTDataConfig:
     max_len: int = 512  # tokens per sample; longer samples keep their first max_len tokens
 
 
+@constrained(
+    epochs=count(),
+    max_steps=count(0),
+    batch_tokens=count(),
+    lr=above(0),
+    schedule=one_of(SCHEDULES),
+    warmup_ratio=within(0, 1),
+    weight_decay=at_least(0),
+    max_grad_norm=above(0),
+    eval_every=count(0),
+    save_every=count(0),
+    keep_checkpoints=count(),
+)
 @dataclass(frozen=True)
 class SFTTrainConfig:
     epochs: int = 2
@@ -42,6 +63,7 @@ class SFTTrainConfig:
     keep_checkpoints: int = 1
 
 
+@constrained(threads=count(0))
 @dataclass(frozen=True)
 class SFTConfig:
     seed: int = 0
