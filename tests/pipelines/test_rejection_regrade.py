@@ -15,6 +15,7 @@ from r1lab.pipelines import rejection_sampling
 from r1lab.pipelines.rl_config import DataConfig
 from r1lab.pipelines.rs_config import RSConfig
 from r1lab.pipelines.rs_regrade import regrade
+from r1lab.rewards.combine import RewardComponent
 from r1lab.types import Example, Rollout
 from r1lab.utils.jsonl import read_jsonl
 
@@ -179,8 +180,6 @@ def test_regrade_changes_the_kept_set_without_generating(tmp_path, monkeypatch, 
 
 
 def regrade_rewards():
-    from r1lab.rewards.combine import RewardComponent
-
     return (RewardComponent("accuracy", 1.0, {"extractor": "auto"}),)
 
 
