@@ -1,6 +1,6 @@
 """GRPO step speed on CPU: r1lab vs TRL 1.16's `GRPOTrainer`, alternating, on identical weights (issue 8).
 
-Workload: ``shared/docs/grpo_cpu_workload.md`` (tiny random Qwen2, character tokenizer, 8 addition
+Workload: ``docs/grpo_cpu_workload.md`` (tiny random Qwen2, character tokenizer, 8 addition
 prompts x 8 samples per step, fixed-length completions, beta 0.04 with a reference model, lr 1e-4,
 2 warm-up + 10 timed steps), in the named configurations ``small`` and ``large``.
 

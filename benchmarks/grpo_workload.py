@@ -1,4 +1,4 @@
-"""The GRPO CPU reference workload (``shared/docs/grpo_cpu_workload.md``), shared by both sides.
+"""The GRPO CPU reference workload (``docs/grpo_cpu_workload.md``), shared by both sides.
 
 Imports only torch, transformers and tokenizers, so that the TRL baseline (``trl_grpo_cpu.py``,
 run in ``benchmarks/.venv-trl`` where r1lab is not installed) and r1lab's driver

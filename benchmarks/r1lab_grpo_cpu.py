@@ -1,5 +1,5 @@
 """r1lab on the GRPO CPU reference workload: the same step as TRL's `GRPOTrainer` in
-``trl_grpo_cpu.py`` (``shared/docs/grpo_cpu_workload.md`` section 5), with r1lab's own machinery.
+``trl_grpo_cpu.py`` (``docs/grpo_cpu_workload.md`` section 5), with r1lab's own machinery.
 
 Per step, in reading order: `HFGenerator.generate` samples 8 prompts x 8 completions of exactly L
 tokens (``min_new_tokens = max_new_tokens = L``: the ``<eos>`` logit is -inf) -> the two rewards ->

@@ -1,6 +1,6 @@
 """Math answers graded per second by the ``math`` verifier, cold and cached (issue 3).
 
-Workload: MATH-500 (``shared/data/benchmarks/math500.jsonl``), four model-style completions per
+Workload: MATH-500 (``r1lab/data/benchmarks/math500.jsonl``), four model-style completions per
 problem, 2000 in all: the gold solution itself (its boxed answer is the gold string), the gold
 answer written another way (``\\dfrac`` for ``\\frac``, ``1,000`` for ``1000``, ``5.0`` for ``5``,
 a ``\\displaystyle`` prefix), a near miss (the last digit changed) and another problem's answer.
@@ -28,11 +28,12 @@ import platform
 import time
 from pathlib import Path
 
+from r1lab.eval.benchmarks import benchmark_dir
 from r1lab.rewards import Completion
 from r1lab.rewards.base import BatchContext
 from r1lab.rewards.math import VERDICTS, configure_math_pool, math_pool, verify_math_batch
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared/data/benchmarks/math500.jsonl"
+DATA = benchmark_dir() / "math500.jsonl"
 
 
 def rewritten(gold: str) -> str:

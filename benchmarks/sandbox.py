@@ -12,13 +12,13 @@ import json
 import os
 import statistics
 import time
-from pathlib import Path
 
+from r1lab.eval.benchmarks import benchmark_dir
 from r1lab.rewards.base import Completion
 from r1lab.rewards.code import build_cases
 from r1lab.sandbox import Program, SandboxConfig, SandboxPool, describe_isolation, execute
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks" / "humaneval.jsonl"
+DATA = benchmark_dir() / "humaneval.jsonl"
 
 
 def humaneval_program(problem_id: str) -> Program:

@@ -1,7 +1,7 @@
 """TRL 1.16 `GRPOTrainer` on the GRPO CPU reference workload (the baseline of ``grpo_step.py``).
 
 Runs in ``benchmarks/.venv-trl`` (``bash benchmarks/setup_trl.sh``), never in r1lab's venv: TRL is
-not a dependency of r1lab. The work is ``shared/docs/grpo_cpu_workload.md``: tiny random Qwen2,
+not a dependency of r1lab. The work is ``docs/grpo_cpu_workload.md``: tiny random Qwen2,
 character tokenizer, 8 addition prompts x 8 samples per step, fixed-length completions (the
 ``<eos>`` logit is -inf for all L tokens through ``min_new_tokens = max_new_tokens = L``),
 ``loss_type="dapo"``, beta 0.04 with a reference model, fused AdamW at lr 1e-4, clip 1.0, no

@@ -1,6 +1,6 @@
 """Plain data records passed between stages. Pure Python: no torch here.
 
-Shape vocabulary (see docs/style): B sequences (= prompts x G), G group size, T response tokens.
+Shape vocabulary (see docs/style.md): B sequences (= prompts x G), G group size, T response tokens.
 """
 
 from __future__ import annotations

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
+from fnmatch import fnmatch
+from pathlib import Path
 
 import pytest
 
+import r1lab
 from r1lab.errors import ConfigError, DataError
 from r1lab.eval.benchmarks import (
     BENCHMARKS,
     MATH_INSTRUCTION,
+    PACKAGED,
     benchmark_dir,
     load_benchmark,
     load_source,
@@ -33,6 +38,26 @@ def test_benchmark_files_load_with_defaults():
     assert row["entry_point"] == "has_close_elements" and "def check" in row["test"]
     assert BENCHMARKS.get("aime2024").k == 64 and BENCHMARKS.get("math500").k == 4
     assert BENCHMARKS.get("humaneval").extractor is None
+
+
+def test_every_benchmark_ships_as_package_data(monkeypatch):
+    """The files live inside the package, are declared as package data (so a wheel holds them)
+    and are byte-identical to the published ones: nothing outside the repository is read."""
+    tomllib = pytest.importorskip("tomllib")
+    monkeypatch.delenv("R1LAB_BENCHMARKS", raising=False)
+    pkg = Path(r1lab.__file__).resolve().parent
+    assert benchmark_dir() == PACKAGED and PACKAGED.is_relative_to(pkg)
+    pyproject = tomllib.loads((pkg.parents[1] / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["r1lab"]
+    shipped = sorted(BENCHMARKS.get(n).file for n in BENCHMARKS.names()) + ["README.md"]
+    assert sorted(p.name for p in PACKAGED.iterdir()) == sorted(shipped)
+    for name in shipped:
+        rel = (PACKAGED / name).relative_to(pkg).as_posix()
+        assert any(fnmatch(rel, g) for g in globs), f"{rel} is not package data"
+    for name in BENCHMARKS.names():
+        spec = BENCHMARKS.get(name)
+        assert hashlib.sha256((PACKAGED / spec.file).read_bytes()).hexdigest() == spec.sha256
+    assert "License" in (PACKAGED / "README.md").read_text()
 
 
 def test_missing_verifier_is_named_before_generation():

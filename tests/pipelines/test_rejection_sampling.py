@@ -189,13 +189,14 @@ def model_dir(tmp_path_factory, tiny_tokenizer):
 
 @pytest.fixture(scope="module")
 def reference(model_dir, tmp_path_factory):
-    """The dataset of an uninterrupted run (in-process)."""
+    """The dataset and the samples file of an uninterrupted run (in-process)."""
     torch.set_num_threads(1)
     cfg = load_config(RSConfig, None, [f"model.path={model_dir}", *OVERRIDES])
     out = tmp_path_factory.mktemp("rs-ref")
     res = rejection_sampling.run(cfg, run_dir=out)
     assert res.rows > 10  # non-trivial: most samples are kept
-    return res.dataset.read_bytes()
+    assert len(read_jsonl(res.samples)) == 24 * 3  # every sample, kept or not
+    return res.dataset.read_bytes(), res.samples.read_bytes()
 
 
 def cli(model_dir, run_dir, **env):
@@ -221,17 +222,18 @@ def test_crash_mid_chunk_then_resume_is_exact(model_dir, reference, tmp_path):
     state = json.loads((run_dir / "rs" / "state.json").read_text())
     assert 0 < state["chunks_done"] < 12 and not state["complete"]
     assert (run_dir / "rs" / "rows.jsonl").stat().st_size > state["bytes"]  # a torn tail exists
+    assert (run_dir / "samples.jsonl").stat().st_size > state["sample_bytes"]  # uncommitted
     assert not (run_dir / "dataset.jsonl").exists()
     assert resume(model_dir, run_dir) == reference
 
 
-def resume(model_dir, run_dir) -> bytes:
+def resume(model_dir, run_dir) -> tuple[bytes, bytes]:
     torch.set_num_threads(1)
     cfg = load_config(RSConfig, None, [f"model.path={model_dir}", *OVERRIDES])
     logs = []
     res = rejection_sampling.run(cfg, run_dir=run_dir, log=logs.append)
     assert any("resuming at chunk" in line for line in logs), logs
-    return res.dataset.read_bytes()
+    return res.dataset.read_bytes(), res.samples.read_bytes()
 
 
 def test_sigkill_then_resume_is_exact(model_dir, reference, tmp_path):

@@ -10,23 +10,20 @@ sides and call them equal. The verdict cache is bypassed so every pair is really
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from r1lab.eval.benchmarks import benchmark_dir
 from r1lab.rewards import Completion
 from r1lab.rewards.base import BatchContext
 from r1lab.rewards.math import verify_math_batch
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks"
+DATA = benchmark_dir()  # the files shipped with the package
 SETS = {"math500": ("math500.jsonl", "boxed"), "gsm8k": ("gsm8k_test.jsonl", "gsm8k")}
 
 
 def load(name: str) -> list[dict]:
-    path = DATA / SETS[name][0]
-    if not path.exists():
-        pytest.skip(f"benchmark data not found at {path}")
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return [json.loads(line) for line in (DATA / SETS[name][0]).read_text().splitlines()]
 
 
 def other_answer(rows: list[dict], i: int) -> str:

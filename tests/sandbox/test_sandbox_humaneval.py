@@ -6,21 +6,19 @@ from __future__ import annotations
 import ast
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
+from r1lab.eval.benchmarks import benchmark_dir
 from r1lab.rewards.base import Completion
 from r1lab.rewards.code import score_code_batch
 from r1lab.sandbox import SandboxPool
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "benchmarks" / "humaneval.jsonl"
+DATA = benchmark_dir() / "humaneval.jsonl"  # shipped with the package
 
 
 @pytest.fixture(scope="module")
 def rows(bwrap_cfg):
-    if not DATA.exists():
-        pytest.skip(f"HumanEval data not found at {DATA}")
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     assert len(rows) == 164
     return rows

@@ -1,7 +1,8 @@
 """Benchmark sets as `Example`s, with R1's per-benchmark evaluation defaults.
 
-The offline benchmark files (``shared/data/benchmarks/*.jsonl``, schema in its README: ``id``,
-``problem``, ``answer``, ...) load through `load_benchmark`; any JSONL / Parquet / ``hf:NAME``
+The benchmark files ship with the package (``r1lab/data/benchmarks/*.jsonl``; schema, provenance
+and licenses in the README.md beside them: ``id``, ``problem``, ``answer``, ...) and load through
+`load_benchmark`; any JSONL / Parquet / ``hf:NAME``
 source loads through `load_source` with a column mapping. Prompts follow R1's usage
 recommendations: no system prompt, and for math the instruction "Please reason step by step,
 and put your final answer within \\boxed{}." after the problem.
@@ -76,22 +77,23 @@ for _name, _spec in {
     BENCHMARKS.add(_name, _spec)
 
 
+PACKAGED = Path(__file__).resolve().parents[1] / "data" / "benchmarks"
+
+
 def benchmark_dir(data_dir: str | Path | None = None) -> Path:
-    """`data_dir`, else ``$R1LAB_BENCHMARKS``, else ``shared/data/benchmarks`` beside the repo."""
+    """`data_dir`, else ``$R1LAB_BENCHMARKS``, else the files shipped in the package."""
     if data_dir is not None:
-        candidates = [Path(data_dir)]
+        path, origin = Path(data_dir), "data_dir"
     elif os.environ.get("R1LAB_BENCHMARKS"):
-        candidates = [Path(os.environ["R1LAB_BENCHMARKS"])]
+        path, origin = Path(os.environ["R1LAB_BENCHMARKS"]), "$R1LAB_BENCHMARKS"
     else:
-        repo = Path(__file__).resolve().parents[3]
-        candidates = [repo.parent / "shared/data/benchmarks", Path.cwd() / "shared/data/benchmarks"]
-    for path in candidates:
-        if path.is_dir():
-            return path
-    raise DataError(
-        f"benchmark directory not found (looked in {', '.join(map(str, candidates))}); "
-        "set R1LAB_BENCHMARKS or pass data_dir"
-    )
+        path, origin = PACKAGED, "the r1lab package data (reinstall r1lab)"
+    if not path.is_dir():
+        raise DataError(
+            f"benchmark directory {path} not found ({origin}); set R1LAB_BENCHMARKS or pass "
+            "data_dir to read the files from elsewhere"
+        )
+    return path
 
 
 def load_benchmark(

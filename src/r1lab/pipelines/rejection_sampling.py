@@ -13,6 +13,13 @@ ignores seeds still loses and duplicates nothing).
 Each row: ``id, question, answer, verifier, task, meta`` (JSON of the task fields), ``prompt``
 (the rendered prompt), ``completion``, ``messages`` (chat template only) and ``provenance``
 (model, checkpoint step, sampling parameters, reward components, sample index, chunk).
+
+Nothing the sampler produced is thrown away: every sample, kept or not, is committed with its
+chunk to ``RUN/samples.jsonl`` (`sample_records`), with its ``verdict``, ``extracted`` answer,
+reward scores and ``rejected_by``: ``no_answer`` / ``wrong_answer`` / ``reward_error`` (not
+correct), ``filter/NAME``, ``duplicate``, ``over_cap``, or None when kept, and ``detail`` (the
+verifier's or the filter's words). `rs_regrade.regrade` grades those records again with new
+settings and no generation; the end-of-run line names the most common rejection.
 """
 
 from __future__ import annotations
@@ -21,10 +28,11 @@ import hashlib
 import json
 import re
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from r1lab.config import to_dict
+from r1lab.config import save_config, to_dict
 from r1lab.data.filters import Candidate, check_filters, first_failure
 from r1lab.data.readable import reasoning_and_summary
 from r1lab.errors import ConfigError
@@ -37,6 +45,15 @@ from r1lab.types import Example, Rollout, SamplingParams
 from r1lab.utils.progress import progress_bar
 
 STAT_KEYS = ("samples", "incorrect", "kept", "duplicate", "over_cap", "reward_errors")
+SAMPLES_FILE = "samples.jsonl"  # every sample, in the run directory
+# why a sample was not kept (besides "filter/NAME"), in the words of the end-of-run line
+REJECTIONS = {
+    "no_answer": "no answer extracted",
+    "wrong_answer": "wrong answer",
+    "reward_error": "the verifier failed",
+    "duplicate": "duplicate of a kept sample",
+    "over_cap": "over the per-prompt cap",
+}
 
 
 @dataclass
@@ -47,6 +64,8 @@ class RSResult:
     stats: dict[str, int]
     wall_seconds: float
     sft_prompt_format: str  # how `sft` must read the rows: "chat" (messages) or "raw"
+    samples: Path | None = None  # every sample with its verdict (``samples.jsonl``)
+    rejections: dict[str, int] = field(default_factory=dict)  # reason -> count, most common first
 
 
 def sampling_for_chunk(cfg: RSConfig, chunk: int) -> SamplingParams:
@@ -81,85 +100,170 @@ def num_tokens(r: Rollout) -> int:
     return len(r.completion_ids) or int(getattr(r, "num_tokens", 0))
 
 
+def sample_records(
+    rollouts: list[Rollout], examples: list[Example], first: int, chunk: int
+) -> list[dict]:
+    """One record per rollout of a chunk: the task row, the prompt, the completion and the
+    generation facts (everything grading and the filters read, so ``--regrade`` needs no model)."""
+    out = []
+    for r in rollouts:
+        ex = examples[first + r.prompt_index]
+        out.append(
+            {
+                "id": ex.id,
+                "question": ex.question,
+                "answer": ex.answer,
+                "verifier": ex.verifier,
+                "task": ex.task,
+                "meta": ex.meta,
+                "chunk": chunk,
+                "prompt_index": r.prompt_index,
+                "sample_index": r.sample_index,
+                "prompt": r.prompt,
+                "completion": r.text,
+                "finish_reason": r.finish_reason,
+                "truncated": r.truncated,
+                "num_tokens": num_tokens(r),
+            }
+        )
+    return out
+
+
+def example_of(s: dict) -> Example:
+    return Example(s["id"], s["question"], s["answer"], s["verifier"], s["task"], s["meta"])
+
+
 def select_rows(
     cfg: RSConfig,
-    rollouts: list[Rollout],
-    examples: list[Example],
-    first: int,
+    samples: list[dict],
     seen: set[tuple[str, str]],
     provenance: dict,
     stats: dict[str, int],
 ) -> list[dict]:
-    """Grade one chunk's rollouts and return the rows to keep, in (prompt, sample) order."""
+    """Grade one chunk's sample records and return the rows to keep, in (prompt, sample) order.
+
+    Each record gets its verdict in place: ``verdict`` (correct / incorrect / error), ``score``,
+    ``extracted`` (the keep component's answer), ``error``, ``rewards``, ``reward_total``,
+    ``kept``, ``rejected_by`` (one of `REJECTIONS` or ``filter/NAME``; None when kept) and
+    ``detail`` (the verifier's or filter's own words).
+    """
     completions = [
         Completion(
-            r.text,
-            examples[first + r.prompt_index].as_row(),
-            num_tokens(r),
-            r.truncated,
+            s["completion"],
+            example_of(s).as_row(),
+            s["num_tokens"],
+            s["truncated"],
             cfg.sampling.max_new_tokens,
         )
-        for r in rollouts
+        for s in samples
     ]
-    table = score_completions(cfg.rewards, completions, [r.prompt_index for r in rollouts])
+    table = score_completions(cfg.rewards, completions, [s["prompt_index"] for s in samples])
     stats["reward_errors"] += table.num_errors
     kept_per_prompt: dict[int, int] = {}
     rows = []
-    for b, r in enumerate(rollouts):
-        ex = examples[first + r.prompt_index]
+    for b, s in enumerate(samples):
         stats["samples"] += 1
         verdict = table.results[cfg.keep_component][b]
-        if verdict.error is not None or verdict.score < cfg.min_score:
+        correct = verdict.error is None and verdict.score >= cfg.min_score
+        s.update(
+            verdict="correct" if correct else "incorrect" if verdict.error is None else "error",
+            score=verdict.score,
+            extracted=verdict.extracted,
+            error=verdict.error,
+            rewards={name: scores[b] for name, scores in table.components.items()},
+            reward_total=table.total[b],
+            kept=False,
+            rejected_by=None,
+            detail=verdict.error or verdict.info.get("reason"),
+        )
+        if not correct:
             stats["incorrect"] += 1
+            s["rejected_by"] = (
+                "reward_error"
+                if verdict.error is not None
+                else "no_answer"
+                if verdict.extracted is None
+                else "wrong_answer"
+            )
             continue
         reasoning, summary = reasoning_and_summary(
-            r.text, cfg.reasoning.open_tag, cfg.reasoning.close_tag
+            s["completion"], cfg.reasoning.open_tag, cfg.reasoning.close_tag
         )
-        cand = Candidate(r.text, reasoning, summary, num_tokens(r), r.truncated)
+        cand = Candidate(s["completion"], reasoning, summary, s["num_tokens"], s["truncated"])
         failed = first_failure(cand, cfg.filters)
         if failed is not None:
             stats[f"filter/{failed[0]}"] = stats.get(f"filter/{failed[0]}", 0) + 1
+            s.update(rejected_by=f"filter/{failed[0]}", detail=failed[1])
             continue
-        key = (ex.question, normalized(r.text))
+        key = (s["question"], normalized(s["completion"]))
         if cfg.dedupe and key in seen:
             stats["duplicate"] += 1
+            s["rejected_by"] = "duplicate"
             continue
-        n_kept = kept_per_prompt.get(r.prompt_index, 0)
+        n_kept = kept_per_prompt.get(s["prompt_index"], 0)
         if cfg.max_per_prompt and n_kept >= cfg.max_per_prompt:
             stats["over_cap"] += 1
+            s["rejected_by"] = "over_cap"
             continue
-        kept_per_prompt[r.prompt_index] = n_kept + 1
+        kept_per_prompt[s["prompt_index"]] = n_kept + 1
         seen.add(key)
         stats["kept"] += 1
-        rows.append(make_row(cfg, ex, r, table, b, provenance))
+        s["kept"] = True
+        rows.append(make_row(cfg, s, provenance))
     return rows
 
 
-def make_row(cfg: RSConfig, ex: Example, r: Rollout, table, b: int, provenance: dict) -> dict:
+def make_row(cfg: RSConfig, s: dict, provenance: dict) -> dict:
+    """The SFT-ready row of a kept (graded) sample record."""
     row = {
-        "id": ex.id,
-        "question": ex.question,
-        "answer": ex.answer,
-        "verifier": ex.verifier,
-        "task": ex.task,
-        "meta": json.dumps(ex.meta, sort_keys=True, default=str),
-        "prompt": r.prompt,
-        "completion": r.text,
+        "id": s["id"],
+        "question": s["question"],
+        "answer": s["answer"],
+        "verifier": s["verifier"],
+        "task": s["task"],
+        "meta": json.dumps(s["meta"], sort_keys=True, default=str),
+        "prompt": s["prompt"],
+        "completion": s["completion"],
         "provenance": {
             **provenance,
-            "sample_index": r.sample_index,
-            "finish_reason": r.finish_reason,
-            "num_tokens": num_tokens(r),
-            "rewards": {name: scores[b] for name, scores in table.components.items()},
-            "reward_total": table.total[b],
+            "chunk": s["chunk"],
+            "sample_index": s["sample_index"],
+            "finish_reason": s["finish_reason"],
+            "num_tokens": s["num_tokens"],
+            "rewards": s["rewards"],
+            "reward_total": s["reward_total"],
         },
     }
     if cfg.data.template == "chat":
         row["messages"] = [
-            {"role": "user", "content": ex.question},
-            {"role": "assistant", "content": r.text},
+            {"role": "user", "content": s["question"]},
+            {"role": "assistant", "content": s["completion"]},
         ]
     return row
+
+
+def rejection_counts(samples: list[dict]) -> dict[str, int]:
+    """``{reason: count}`` over the rejected samples, most common first."""
+    return dict(Counter(s["rejected_by"] for s in samples if s.get("rejected_by")).most_common())
+
+
+def top_rejection(rejections: dict[str, int]) -> str:
+    """ "most common rejection: no answer extracted (no_answer, 30 of 32 rejected)" or ""."""
+    if not rejections:
+        return ""
+    reason, n = next(iter(rejections.items()))
+    words = REJECTIONS.get(reason) or f"filter {reason.split('/', 1)[-1]}"
+    return f"most common rejection: {words} ({reason}, {n} of {sum(rejections.values())} rejected)"
+
+
+def check_config(cfg: RSConfig) -> None:
+    """Config errors that need no data: reward spec, filters, keep component, sizes."""
+    check_spec(cfg.rewards)
+    check_filters(cfg.filters)
+    if cfg.keep_component not in [c.name for c in cfg.rewards]:
+        raise ConfigError(f"keep_component {cfg.keep_component!r} is not in the reward spec")
+    if cfg.k < 1 or cfg.prompts_per_chunk < 1:
+        raise ConfigError("k and prompts_per_chunk must be >= 1")
 
 
 def checkpoint_step(path: str) -> int | None:
@@ -225,12 +329,7 @@ def run(
     be passed in instead of loading ``model.path``.
     """
     t0 = time.time()
-    check_spec(cfg.rewards)
-    check_filters(cfg.filters)
-    if cfg.keep_component not in [c.name for c in cfg.rewards]:
-        raise ConfigError(f"keep_component {cfg.keep_component!r} is not in the reward spec")
-    if cfg.k < 1 or cfg.prompts_per_chunk < 1:
-        raise ConfigError("k and prompts_per_chunk must be >= 1")
+    check_config(cfg)
     if cfg.threads:
         import torch
 
@@ -253,8 +352,13 @@ def run(
         "template": cfg.data.template,
         "source": "rejection_sampling",
     }
-    store = RSStore(run_dir / "rs", fingerprint(cfg, prompts, str(provenance["model"])))
-    out_path = run_dir / cfg.output
+    store = RSStore(
+        run_dir / "rs",
+        fingerprint(cfg, prompts, str(provenance["model"])),
+        run_dir / SAMPLES_FILE,
+        provenance,
+    )
+    save_config(cfg, store.config_path)
     n_chunks = -(-len(examples) // cfg.prompts_per_chunk)
     stats = {k: 0 for k in STAT_KEYS} | store.state["stats"]
     seen = {(r["question"], normalized(r["completion"])) for r in store.committed_rows()}
@@ -268,23 +372,38 @@ def run(
             first = c * cfg.prompts_per_chunk
             chunk = prompts[first : first + cfg.prompts_per_chunk]
             rollouts = generator.generate(chunk, cfg.k, sampling_for_chunk(cfg, c))
-            rows = select_rows(
-                cfg, rollouts, examples, first, seen, {**provenance, "chunk": c}, stats
-            )
-            store.commit(rows, stats)
+            samples = sample_records(rollouts, examples, first, c)
+            rows = select_rows(cfg, samples, seen, provenance, stats)
+            store.commit(rows, stats, samples)
             advance(info=f"kept {stats['kept']}/{stats['samples']}")
+    return finish(cfg, run_dir, store, stats, len(examples), t0, log)
+
+
+def finish(cfg: RSConfig, run_dir: Path, store: RSStore, stats, n_prompts: int, t0: float, log):
+    """Write the dataset and the summary of a run whose chunks are all committed."""
     rows = store.committed_rows()
+    out_path = run_dir / cfg.output
     write_dataset(rows, out_path)
     store.mark_complete()
+    rejections = rejection_counts(store.committed_samples())
     summary = {
         "rows": len(rows),
-        "prompts": len(examples),
+        "prompts": n_prompts,
         "k": cfg.k,
         "stats": stats,
+        "rejections": rejections,
         "dataset": str(out_path),
-        "provenance": provenance,
+        "samples": str(store.samples_path),
+        "provenance": store.state["provenance"],
     }
     (run_dir / "sample_summary.json").write_text(json.dumps(summary, indent=1, default=str))
     fmt = "chat" if cfg.data.template == "chat" else "raw"
-    log(f"[sample] kept {len(rows)} of {stats['samples']} samples -> {out_path}")
-    return RSResult(run_dir, out_path, len(rows), stats, time.time() - t0, fmt)
+    top = top_rejection(rejections)
+    log(
+        f"[sample] kept {len(rows)} of {stats['samples']} samples -> {out_path}"
+        + (f"; {top}" if top else "")
+        + f"; every sample with its verdict: {store.samples_path}"
+    )
+    return RSResult(
+        run_dir, out_path, len(rows), stats, time.time() - t0, fmt, store.samples_path, rejections
+    )
