@@ -118,3 +118,38 @@ def test_bundled_recipe_loads():
     assert cfg.student.pretrain.size == "300k" and cfg.teacher.pretrain.size == "1m"
     assert cfg.teacher.path == "" and cfg.rl.budget == "sequences" and cfg.threads == 2
     assert cfg.data.template == "r1_zero" and cfg.distill.sample.sampling.stop == ("</answer>",)
+
+
+def test_over_seeds_each_seed_is_a_full_run_and_a_half_finished_seed_resumes(bases, tmp_path):
+    from r1lab.pipelines.distill_vs_rl_seeds import run_seeds_distill_vs_rl
+    from r1lab.pipelines.seeds import DONE
+
+    torch.set_num_threads(1)
+    rec = recipe(bases, tmp_path)
+    rec["teacher"]["grpo"] = {**GRPO, "steps": 1}
+    cfg = from_dict(DistillVsRLConfig, rec)
+    res = run_seeds_distill_vs_rl(cfg, [0, 1], log=lambda *_: None)
+    root = tmp_path / "t6-seeds"
+    assert res.run_dir == root
+    report = json.loads((root / "report.json").read_text())
+    for seed in (0, 1):  # each seed is a full run with its own seed and its own report
+        own = json.loads((root / f"seed{seed}" / "report.json").read_text())["sections"]
+        assert yaml.safe_load((root / f"seed{seed}" / "config.yaml").read_text())["seed"] == seed
+        assert (root / f"seed{seed}" / "0_teacher_rl" / "checkpoint").exists()
+        for arm in ("teacher", *ARMS):
+            assert report["metrics"][arm]["pass@1"]["per_seed"][seed] == own[arm]["pass@1"]
+    (diff,) = [d for d in report["differences"] if d["a"] == ARMS[1] and d["b"] == ARMS[0]]
+    assert diff["metric"] == "pass@1" and len(diff["per_seed"]) == 2
+    md = (root / "report.md").read_text()
+    assert "95% interval over seeds" in md and "(a) distilled student - (b) RL student" in md
+    assert (root / "seeds.png").exists()
+
+    # seed 1 stopped before its RL arm finished: the rerun resumes that stage only
+    (root / "seed1" / DONE).unlink()
+    (root / "seed1" / "5_student_rl" / "done.json").unlink()
+    logs: list[str] = []
+    run_seeds_distill_vs_rl(cfg, [0, 1], log=logs.append)
+    assert [ln for ln in logs if "starting in" in ln] == [
+        f"[(b) RL] starting in {root / 'seed1' / '5_student_rl'}"
+    ]
+    assert sum("already complete" in ln for ln in logs) == 1

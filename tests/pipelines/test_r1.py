@@ -198,3 +198,28 @@ def test_bundled_recipe_loads_and_partial_sections_keep_r1_defaults():
     assert partial.data.template == "chat" and partial.cold_start.r1_zero_sampling.stop == (
         "</answer>",
     )
+
+
+def test_cli_over_seeds_runs_each_seed_and_extends_them_with_more_stages(model_dir, tmp_path):
+    torch.set_num_threads(1)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({**recipe(model_dir, tmp_path), "stages": ["cold_start"]}))
+    assert main(["r1", str(path), "seeds=[0,1]", "--no-progress"]) == 0
+    root = tmp_path / "r-seeds"
+    report = json.loads((root / "report.json").read_text())
+    assert report["seeds"] == [0, 1] and list(report["metrics"]) == ["base", "cold_start"]
+    for seed in (0, 1):
+        own = json.loads((root / f"seed{seed}" / "report.json").read_text())["sections"]
+        assert yaml.safe_load((root / f"seed{seed}" / "config.yaml").read_text())["seed"] == seed
+        for stage in ("base", "cold_start"):
+            assert report["metrics"][stage]["pass@1"]["per_seed"][seed] == own[stage]["pass@1"]
+    # the synthetic cold-start rows are drawn with the seed: the two seeds differ
+    rows = [read_jsonl(root / f"seed{s}" / "1_cold_start" / "seed.jsonl") for s in (0, 1)]
+    assert rows[0] != rows[1]
+    assert "cold_start - base" in (root / "report.md").read_text()
+    # more stages later: the complete seeds are not reused as they are; each resumes its run
+    assert main(["r1", str(path), "seeds=[0,1]", "stages=[cold_start,reasoning_rl]",
+                 "--no-progress"]) == 0  # fmt: skip
+    report = json.loads((root / "report.json").read_text())
+    assert list(report["metrics"]) == ["base", "cold_start", "reasoning_rl"]
+    assert all((root / f"seed{s}" / "2_reasoning_rl" / "done.json").exists() for s in (0, 1))

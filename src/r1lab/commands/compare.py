@@ -1,5 +1,7 @@
-"""``r1lab compare RECIPE... [--steps N] [--out DIR] [a.b=c ...]``: same seed, same budget, one
-plot and one table of held-out accuracy, reward and response length (r1lab.pipelines.compare)."""
+"""``r1lab compare RECIPE... [--steps N] [--out DIR] [seeds=[0,1,2]] [a.b=c ...]``: same seed,
+same budget, one plot and one table of held-out accuracy, reward and response length
+(r1lab.pipelines.compare); with ``seeds=[...]`` once per seed, with intervals over seeds
+(r1lab.pipelines.compare_seeds, docs/seeds.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from r1lab.errors import ConfigError
 NAME = "compare"
 HELP = (
     "train several RL recipes with the same seed and budget; plot and tabulate held-out "
-    "accuracy, reward and response length against step and wall time"
+    "accuracy, reward and response length against step and wall time; seeds=[0,1,2]: once per "
+    "seed, with 95%% intervals over seeds"
 )
 
 
@@ -55,10 +58,24 @@ def parse_items(args) -> tuple[list[str], list[str], int | None, Path | None]:
 
 def run(args) -> int:
     from r1lab.pipelines import compare
+    from r1lab.pipelines.seeds import take_seeds
 
     recipes, overrides, steps, out = parse_items(args)
+    seeds, overrides = take_seeds(overrides)
+    if seeds is not None:
+        return _run_seeds(recipes, seeds, overrides, steps, out)
     result = compare.run(recipes, overrides=overrides, steps=steps, out_dir=out)
     print(result.table.read_text())
     print(f"compared {len(result.runs)} recipes in {result.wall_seconds:.0f}s")
+    print(f"table: {result.table}\nplot:  {result.plot}\nruns:  {result.out_dir}")
+    return 0
+
+
+def _run_seeds(recipes, seeds, overrides, steps, out) -> int:
+    from r1lab.pipelines.compare_seeds import run_seeds_compare
+
+    result = run_seeds_compare(recipes, seeds, overrides=overrides, steps=steps, out_dir=out)
+    print(result.table.read_text())
+    print(f"compared {len(recipes)} recipes over {len(seeds)} seeds in {result.wall_seconds:.0f}s")
     print(f"table: {result.table}\nplot:  {result.plot}\nruns:  {result.out_dir}")
     return 0
