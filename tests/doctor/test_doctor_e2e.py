@@ -35,6 +35,7 @@ def tiny_cfg(*overrides: str) -> RLConfig:
         "data.n_train=16",
         "data.n_test=4",
         "grpo.prompts_per_step=2",
+        "grpo.mini_batches=1",  # one optimizer step (one backward) per step
         "grpo.group_size=4",
         "grpo.micro_batch_size=64",
         "grpo.beta=0.0",
