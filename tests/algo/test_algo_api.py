@@ -110,10 +110,6 @@ def test_errors_are_value_errors_and_r1lab_errors(w):
             "needs ref_logp_BT",
         ),
         (
-            lambda w: policy_objective(w.new, w.old, None, w.mask, w.mask, entropy_coef=0.01),
-            "needs entropy_BT",
-        ),
-        (
             lambda w: policy_objective(
                 w.new, w.old, None, w.mask, w.mask, loss="gspo", agg="token_mean"
             ),
@@ -168,19 +164,19 @@ def test_dual_clip_caps_negative_advantage_loss():
     assert torch.allclose(logp.grad, torch.tensor([[0.0, 0.0, 1.0]]))  # only the unclipped token
 
 
-def test_entropy_bonus_and_metrics(w):
+def test_entropy_is_a_metric_and_approx_kl_is_the_k3_of_the_ratio(w):
     a = compute_advantages("grpo", w.scores, w.mask, 4)
     ent = torch.full_like(w.new, 2.0).requires_grad_(True)
     base, _ = policy_objective(w.new, w.old, w.ref, a, w.mask, agg="token_mean")
-    loss, m = policy_objective(
-        w.new, w.old, w.ref, a, w.mask, agg="token_mean", entropy_BT=ent, entropy_coef=0.01
-    )
-    assert float(loss.detach()) == pytest.approx(float(base) - 0.02, abs=1e-12)
+    loss, m = policy_objective(w.new, w.old, w.ref, a, w.mask, agg="token_mean", entropy_BT=ent)
+    assert float(loss) == float(base)  # no entropy bonus: the entropy only reaches the metrics
     assert float(m["entropy"]) == pytest.approx(2.0)
-    loss.backward()
-    assert torch.allclose(ent.grad, -0.01 * w.mask / 8)
-    expected = {"pg_loss", "kl", "entropy", "clip_frac", "ratio_mean", "ratio_min", "ratio_max"}
-    assert set(m) == expected
+    # d = new - old = (0.2, 0), (-0.2, 0.3, 0), (-0.3), (0.1, 0.3); mean of e^d - 1 - d
+    assert float(m["approx_kl"]) == pytest.approx(0.023230033143, abs=1e-10)
+    _, same = policy_objective(w.old, w.old, w.ref, a, w.mask)
+    assert float(same["approx_kl"]) == 0.0
+    expected = {"pg_loss", "kl", "entropy", "approx_kl", "clip_frac", "ratio_mean", "ratio_min"}
+    assert set(m) == expected | {"ratio_max"}
     assert all(v.dim() == 0 and not v.requires_grad for v in m.values())
 
 

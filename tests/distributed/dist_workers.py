@@ -146,6 +146,7 @@ def rank_failure_worker(rank: int, world: int, store: str, out_dir: str, model_d
             "run_name=fail",
             "grpo.steps=3",
             "grpo.prompts_per_step=2",
+            "grpo.mini_batches=1",  # one group per rank
             "grpo.group_size=2",
             "data.n_train=8",
             "data.template=chat",

@@ -4,6 +4,7 @@ instead of leaving the others waiting in a collective."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,8 @@ def torchrun_rl(model_dir, out, name, steps, *extra) -> subprocess.CompletedProc
         f"output_dir={out}",
         f"run_name={name}",
         f"grpo.steps={steps}",
-        "grpo.prompts_per_step=2",
+        "grpo.prompts_per_step=4",
+        "grpo.mini_batches=2",  # each rank: its 2 groups in 2 mini-batches, 2 optimizer steps
         "grpo.group_size=4",
         "data.n_train=16",
         "data.template=chat",
@@ -58,6 +60,8 @@ def torchrun_rl(model_dir, out, name, steps, *extra) -> subprocess.CompletedProc
         *extra,
     ]
     env = {"OMP_NUM_THREADS": "1", "PATH": str(Path(sys.executable).parent)}
+    if "PYTHONPATH" in os.environ:  # a checkout's sources ahead of the installed package
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
 
 
@@ -68,6 +72,7 @@ def test_rl_under_torchrun_completes_and_resumes(tmp_path, model_dir, fsdp):
     assert res.returncode == 0, res.stderr[-3000:]
     rows = read_jsonl(tmp_path / "tr" / "metrics.jsonl")
     assert [r["step"] for r in rows] == [0, 1, 2, 3]  # one writer: no duplicated rows
+    assert all(r["optimizer_steps"] == 2 for r in rows)  # the same split on both ranks
     assert (tmp_path / "tr" / "checkpoint" / "model.safetensors").exists()
     res = torchrun_rl(model_dir, tmp_path, "tr", 6, f"dist.fsdp={str(fsdp).lower()}", "--resume")
     assert res.returncode == 0, res.stderr[-3000:]

@@ -12,6 +12,7 @@ from r1lab.doctor.checks import (
     check_entropy,
     check_kl,
     check_nonfinite,
+    check_onpolicy_ratio,
     check_ratio,
     check_reward_errors,
     check_truncation,
@@ -37,6 +38,7 @@ def test_registry_holds_every_check_with_its_metrics():
         "entropy",
         "kl",
         "nonfinite",
+        "onpolicy_ratio",
         "ratio",
         "reward_errors",
         "truncation",
@@ -187,6 +189,16 @@ def test_entropy_collapse_absolute_floor_and_drop_from_first_value():
     (f,) = run_last(check_entropy, rows("entropy", [math.nan, 2.0, 1.0, 0.19]))
     assert f.level == "warning" and "started at 2" in f.message  # 0.19 < 0.1 x 2.0
     assert run_last(check_entropy, rows("entropy", [2.0, 0.21])) == []
+
+
+def test_onpolicy_ratio_warns_at_step_0_only_and_gives_the_measured_ratio():
+    (f,) = run_last(check_onpolicy_ratio, rows("ratio_mean/first", [0.916]))
+    assert f.level == "warning" and f.step == 0 and f.value == 0.916
+    assert "0.916" in f.message and "grpo.old_logprobs=trainer" in f.message
+    assert run_last(check_onpolicy_ratio, rows("ratio_mean/first", [0.985])) == []  # tolerance
+    assert run_last(check_onpolicy_ratio, rows("ratio_mean/first", [1.0, 0.5])) == []  # step 1
+    strict = DoctorConfig(onpolicy_ratio_tol=0.01)
+    assert run_last(check_onpolicy_ratio, rows("ratio_mean/first", [0.985]), strict) != []
 
 
 @pytest.mark.parametrize("name", CHECKS.names())

@@ -35,6 +35,7 @@ def tiny_cfg(*overrides: str) -> RLConfig:
         "data.n_train=16",
         "data.n_test=4",
         "grpo.prompts_per_step=2",
+        "grpo.mini_batches=1",  # one optimizer step (one backward) per step
         "grpo.group_size=4",
         "grpo.micro_batch_size=64",
         "grpo.beta=0.0",
@@ -136,3 +137,26 @@ def test_too_small_max_new_tokens_warns_about_truncation(tmp_path, tiny_model, t
     assert "max_new_tokens too small?" in entry.first_message
     assert any("[truncation]" in ln and "max_new_tokens" in ln for ln in lines)
     assert report.stopped is None
+
+
+@pytest.mark.parametrize("mode", ["sampler", "trainer"])
+def test_sampler_old_logprobs_under_top_k_warn_once_at_step_0(
+    tmp_path, tiny_model, tiny_tokenizer, mode
+):
+    """top-k 3 on a near-uniform random model: the sampler's log-probs are those of 3 tokens, the
+    trainer's of the whole vocabulary. Edit caught: `score_batch` ignoring old_logprobs."""
+    cfg = tiny_cfg("grpo.steps=2", "sampling.top_k=3", f"grpo.old_logprobs={mode}", VARIED_REWARD)
+    lines: list[str] = []
+    result = grpo.run(
+        cfg, run_dir=tmp_path, model=tiny_model, tokenizer=tiny_tokenizer, log=lines.append
+    )
+    entry = DoctorReport.load(tmp_path).entry("onpolicy_ratio", "warning")
+    if mode == "trainer":
+        assert entry is None
+        assert result.metrics[0]["ratio_mean/first"] == pytest.approx(1.0, abs=1e-4)
+        return
+    first = result.metrics[0]["ratio_mean/first"]
+    assert first < 0.5  # pi_trainer / pi_sampler of the sampled tokens
+    assert entry.count == 1 and entry.first_step == 0
+    assert f"{first:.3f}" in entry.first_message
+    assert sum("[onpolicy_ratio]" in ln for ln in lines) == 1

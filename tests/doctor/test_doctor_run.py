@@ -24,6 +24,7 @@ def healthy(step: int, **over) -> dict:
         "skipped_nonfinite": 0.0,
         "ratio_max": 1.01,
         "ratio_min": 0.99,
+        "ratio_mean/first": 1.0,
         "kl": 0.01,
         "entropy": 2.5,
     }

@@ -80,6 +80,7 @@ def test_a_lora_grpo_run_changes_only_adapter_weights(
             "data.n_train=32",
             "grpo.steps=3",
             "grpo.prompts_per_step=2",
+            "grpo.mini_batches=2",
             "grpo.group_size=4",
             "grpo.lr=0.05",
             "grpo.beta=0.04",  # the KL reference is used: adapters-disabled base

@@ -17,6 +17,7 @@ TINY = [
     "threads=1",
     "progress=false",
     "grpo.prompts_per_step=2",
+    "grpo.mini_batches=2",
     "grpo.group_size=4",
     "data.n_train=16",
     "data.n_test=3",

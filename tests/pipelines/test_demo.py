@@ -17,6 +17,7 @@ def test_demo_writes_report_plot_checkpoint(tmp_path, capsys):
             "pretrain.vocab_size=400",
             "grpo.steps=1",
             "grpo.prompts_per_step=2",
+            "grpo.mini_batches=2",
             "grpo.group_size=4",
             "data.n_test=4",
             "eval.k=2",

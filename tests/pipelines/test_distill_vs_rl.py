@@ -17,7 +17,7 @@ from r1lab.models.tiny import build_model
 from r1lab.pipelines import distill_vs_rl
 from r1lab.pipelines.distill_vs_rl_config import DistillVsRLConfig
 
-GRPO = {"steps": 2, "prompts_per_step": 2, "group_size": 2, "beta": 0.0}
+GRPO = {"steps": 2, "prompts_per_step": 2, "group_size": 2, "mini_batches": 2, "beta": 0.0}
 ARMS = ("(a) distilled student", "(b) RL student")
 
 
@@ -82,8 +82,9 @@ def test_both_arms_side_by_side_with_budgets_and_resume(bases, tmp_path):
     assert report["extra"]["traces kept"] == 8
     assert a["sequences"] == 7  # 1 of the 8 traces is held out for the SFT eval loss
     assert a["optimizer_steps"] >= 1 and a["trained_tokens"] > 0
-    assert rl5["grpo"]["steps"] == math.ceil(a["sequences"] / 4) == b["optimizer_steps"]
-    assert b["sequences"] == 4 * b["optimizer_steps"] and b["wall_seconds"] >= 0  # rounded to 0.1 s
+    steps = rl5["grpo"]["steps"]
+    assert steps == math.ceil(a["sequences"] / 4) and b["optimizer_steps"] == 2 * steps  # 2 mini
+    assert b["sequences"] == 4 * steps and b["wall_seconds"] >= 0  # rounded to 0.1 s
     assert "budget" in (run / "report.md").read_text()
 
     logs: list[str] = []
@@ -107,7 +108,7 @@ def test_given_teacher_skips_teacher_rl_and_cli_runs(bases, tmp_path):
     assert main(["distill-vs-rl", str(path), "--no-progress"]) == 0
     report = json.loads((tmp_path / "t6" / "report.json").read_text())
     assert not (tmp_path / "t6" / "0_teacher_rl").exists()
-    assert report["extra"]["budget (b) RL student"]["optimizer_steps"] == 1
+    assert report["extra"]["budget (b) RL student"]["optimizer_steps"] == 2  # 1 step x 2 mini
     bad = {**rec, "run_name": "x", "teacher": {"path": str(tmp_path / "nope")}}
     with pytest.raises(ConfigError, match="does not exist"):
         distill_vs_rl.run(from_dict(DistillVsRLConfig, bad))

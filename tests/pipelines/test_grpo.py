@@ -105,6 +105,7 @@ def test_rl_cli_on_a_plain_transformers_directory(tmp_path, tiny_tokenizer):
             "run_name=cli",
             "grpo.steps=2",
             "grpo.prompts_per_step=2",
+            "grpo.mini_batches=2",
             "grpo.group_size=4",
             "data.n_train=8",
             "data.template=chat",

@@ -1,24 +1,26 @@
 """`grpo.is_correction=tis` in the GRPO loop: the mismatch between sampler and trainer log-probs
-is logged, and the truncated importance weights reach the policy gradient."""
+is logged, and the truncated importance weights reach the policy gradient (a setup whose
+gradient is not 0: the reward is the completion's length in characters, which differs within a
+group). Edit caught: `rl_step.objective` not passing ``token_weight_BT``."""
 
 from __future__ import annotations
 
 import pytest
 
 from r1lab.config import load_config
+from r1lab.errors import ConfigError
 from r1lab.models.tiny import build_model
 from r1lab.pipelines import grpo
 from r1lab.pipelines.rl_config import RLConfig
 from r1lab.registry import RegistryError
 from r1lab.rewards import REWARDS, RewardResult
 
-if "digit_share" not in REWARDS:
+if "char_count" not in REWARDS:
 
-    @REWARDS.register("digit_share")
-    def digit_share(c, **_):
-        """Share of completion characters that are digits: an easy, dense test signal."""
-        text = c.text.strip()
-        return RewardResult(sum(ch.isdigit() for ch in text) / max(1, len(text)))
+    @REWARDS.register("char_count")
+    def char_count(c, **_):
+        """Characters of the completion / 10: differs between the samples of a group."""
+        return RewardResult(len(c.text) / 10)
 
 
 def one_step(tmp_path, tokenizer, *extra):
@@ -34,11 +36,12 @@ def one_step(tmp_path, tokenizer, *extra):
             "data.n_train=16",
             "grpo.steps=1",
             "grpo.prompts_per_step=2",
+            "grpo.mini_batches=1",  # one update: its gradient norm is the step's
             "grpo.group_size=4",
             "grpo.beta=0.0",  # the whole gradient is the (weighted) policy term
             "sampling.max_new_tokens=8",
             "sampling.stop=[]",
-            "rewards=[{name: digit_share}]",
+            "rewards=[{name: char_count}]",
             *extra,
         ],
     )
@@ -48,7 +51,10 @@ def one_step(tmp_path, tokenizer, *extra):
 
 def test_tis_logs_the_mismatch_and_weights_the_policy_gradient(tmp_path, tiny_tokenizer):
     off = one_step(tmp_path / "off", tiny_tokenizer)
-    assert not any(k.startswith("mismatch/") for k in off)
+    assert "mismatch/is_weight_mean" not in off  # trainer old log-probs: mismatch, no weights
+    assert off["grad_norm"] > 1e-3  # a gradient for the weights to scale
+    sampler = one_step(tmp_path / "s", tiny_tokenizer, "grpo.old_logprobs=sampler")
+    assert not any(k.startswith("mismatch/") for k in sampler)
     tis = one_step(tmp_path / "tis", tiny_tokenizer, "grpo.is_correction=tis", "grpo.is_cap=2.0")
     # the HF sampler and the trainer compute the same distribution: no mismatch, weights 1
     assert tis["mismatch/abs_logp_diff"] < 1e-4
@@ -65,6 +71,11 @@ def test_tis_logs_the_mismatch_and_weights_the_policy_gradient(tmp_path, tiny_to
 def test_unknown_is_correction_fails_with_the_known_names(tmp_path, tiny_tokenizer):
     with pytest.raises(RegistryError, match="tis"):
         one_step(tmp_path, tiny_tokenizer, "grpo.is_correction=nope")
+
+
+def test_tis_needs_the_trainer_old_logprobs(tmp_path, tiny_tokenizer):
+    with pytest.raises(ConfigError, match="grpo.old_logprobs=trainer"):
+        one_step(tmp_path, tiny_tokenizer, "grpo.is_correction=tis", "grpo.old_logprobs=sampler")
 
 
 def test_the_qwen_math_vllm_recipe_loads():

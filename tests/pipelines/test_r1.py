@@ -19,7 +19,7 @@ from r1lab.rewards.combine import RewardComponent
 from r1lab.utils.jsonl import read_jsonl
 
 SFT = {"epochs": 1, "max_steps": 2, "batch_tokens": 512}
-GRPO = {"steps": 1, "prompts_per_step": 2, "group_size": 2, "beta": 0.0}
+GRPO = {"steps": 1, "prompts_per_step": 2, "group_size": 2, "mini_batches": 2, "beta": 0.0}
 
 
 def recipe(model_dir, out_dir) -> dict:

@@ -50,6 +50,7 @@ def rl_args(model_dir, out, name, steps, *extra) -> list[str]:
         f"run_name={name}",
         f"grpo.steps={steps}",
         "grpo.prompts_per_step=2",
+        "grpo.mini_batches=2",
         "grpo.group_size=4",
         "grpo.lr=0.01",
         "data.n_train=16",
@@ -66,9 +67,9 @@ def rl_args(model_dir, out, name, steps, *extra) -> list[str]:
 
 SLOW_CLI = """
 import sys, time
-from r1lab.pipelines import grpo
-fast = grpo.sampling_params
-grpo.sampling_params = lambda cfg, step: time.sleep(0.3) or fast(cfg, step)
+from r1lab.pipelines import rl_step
+fast = rl_step.sampling_params
+rl_step.sampling_params = lambda cfg, step: time.sleep(0.3) or fast(cfg, step)
 from r1lab.cli import main
 sys.exit(main(sys.argv[1:]))
 """

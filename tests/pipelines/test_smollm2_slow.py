@@ -28,6 +28,7 @@ def test_two_grpo_steps_and_a_short_eval_on_smollm2(tmp_path):
         "data.n_test=4",
         "grpo.steps=2",
         "grpo.prompts_per_step=2",
+        "grpo.mini_batches=2",
         "grpo.group_size=2",
         "grpo.micro_batch_size=4",
         "grpo.lr=1e-6",

@@ -1,4 +1,4 @@
-"""The GRPO-family objective: policy loss + in-loss KL (+ entropy bonus), then one aggregation.
+"""The GRPO-family objective: policy loss + in-loss KL, then one aggregation.
 
 DeepSeekMath Eq. 3 / DeepSeek-R1 Eq. 1-3 (algorithms.md section 3), as a loss to MINIMISE:
 
@@ -9,6 +9,9 @@ The KL sits inside the per-token sum, so it gets the same weights as the policy-
 it is computed from the CURRENT policy's log-probs (``logp``), not the sampling policy's. Dr. GRPO,
 DAPO and GSPO are other choices of ``loss``, ``agg``, ``eps_low``/``eps_high`` and ``beta`` here,
 not other functions.
+
+No entropy bonus: none of the reproduced recipes (DeepSeekMath / R1, DAPO, Dr. GRPO, GSPO,
+REINFORCE++) uses one, and the learner's entropy is a detached metric.
 
 Not here: advantages (computed once per rollout batch, `advantages.py`), the micro-batch loop
 and the global normalizers (the learner computes those and passes them in).
@@ -21,7 +24,7 @@ import torch
 from r1lab.algo._checks import AlgoError, call_with_params, check_shape
 from r1lab.algo.aggregate import AGGREGATIONS, masked_mean
 from r1lab.algo.kl import KL_ESTIMATORS
-from r1lab.algo.losses import POLICY_LOSSES
+from r1lab.algo.losses import LOG_RATIO_CLAMP, POLICY_LOSSES
 
 # losses defined at sequence level whose per-token matrix only reproduces the paper's objective
 # under one aggregation (see losses.gspo)
@@ -45,17 +48,15 @@ def policy_objective(
     num_tokens: float | None = None,
     const_len: float | None = None,
     entropy_BT: torch.Tensor | None = None,
-    entropy_coef: float = 0.0,
     loss_params: dict | None = None,
     token_weight_BT: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Scalar GRPO-family loss and detached metrics for one (micro-)batch.
 
-    Per token: ``POLICY_LOSSES[loss] + beta * KL_ESTIMATORS[kl](logp, ref_logp)
-    - entropy_coef * entropy``, aggregated by ``AGGREGATIONS[agg]`` with the global
-    ``num_seqs`` / ``num_tokens`` (``None`` = this batch) and ``const_len``.
-    ``ref_logp_BT`` may be ``None`` only when ``beta == 0``; ``entropy_BT`` is required when
-    ``entropy_coef != 0`` and must carry gradient for the bonus to act. ``loss_params`` go to the
+    Per token: ``POLICY_LOSSES[loss] + beta * KL_ESTIMATORS[kl](logp, ref_logp)``, aggregated by
+    ``AGGREGATIONS[agg]`` with the global ``num_seqs`` / ``num_tokens`` (``None`` = this batch)
+    and ``const_len``. ``ref_logp_BT`` may be ``None`` only when ``beta == 0``; ``entropy_BT``
+    (no gradient needed) is only reported as a metric. ``loss_params`` go to the
     policy loss (e.g. ``{"clip_ratio_c": 3.0}`` for ppo_clip's dual clip). ``gspo`` requires
     ``agg="seq_mean_token_mean"``. ``token_weight_BT`` (``None`` = all ones) multiplies the
     per-token policy loss before the KL is added, without gradient: the truncated
@@ -64,8 +65,12 @@ def policy_objective(
     Metrics (0-dim, detached, LOCAL to this batch so that a learner can weight micro-batches by
     their token share): ``pg_loss`` (policy term aggregated with this batch's own normalizers),
     ``kl`` (mean over valid tokens, whenever ``ref_logp_BT`` is given), ``entropy`` (mean over
-    valid tokens, when given), and the policy loss's ``clip_frac``, ``ratio_mean``, ``ratio_min``,
-    ``ratio_max`` (+ ``dual_clip_frac`` with dual clip).
+    valid tokens, when given), ``approx_kl`` (the k3 estimate of KL(pi_old || pi_theta) from the
+    old policy's samples, mean of ``rho - 1 - log rho`` with the token ratio
+    ``rho = exp(logp - old_logp)``, log-ratio clamped to [-20, 20]: 0 before the first update of
+    a rollout batch, how far the mini-batch updates moved the policy after it), and the policy
+    loss's ``clip_frac``, ``ratio_mean``, ``ratio_min``, ``ratio_max`` (+ ``dual_clip_frac``
+    with dual clip).
 
     Shapes:
         logp_BT, old_logp_BT, ref_logp_BT, adv_BT, mask_BT, entropy_BT, token_weight_BT: (B, T);
@@ -100,6 +105,8 @@ def policy_objective(
     metrics = dict(metrics)
     with torch.no_grad():
         metrics["pg_loss"] = agg_fn(pg_BT.detach(), mask_BT, const_len=const_len)
+        d = (logp_BT.detach() - old_logp_BT).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
+        metrics["approx_kl"] = masked_mean(torch.expm1(d) - d, mask_BT)
 
     kl_fn = KL_ESTIMATORS.get(kl)
     if ref_logp_BT is None:
@@ -113,10 +120,6 @@ def policy_objective(
 
     if entropy_BT is not None:
         metrics["entropy"] = masked_mean(entropy_BT.detach(), mask_BT)
-    if entropy_coef != 0.0:
-        if entropy_BT is None:
-            raise AlgoError(f"entropy_coef={entropy_coef} needs entropy_BT")
-        total_BT = total_BT - entropy_coef * entropy_BT
 
     value = agg_fn(total_BT, mask_BT, **norms)
     return value, {k: v.detach() for k, v in metrics.items()}

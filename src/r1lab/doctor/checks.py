@@ -14,6 +14,7 @@ finding means training cannot learn any more; the doctor then stops the run with
 | reward_errors  | reward_error_rate                          | > reward_error_warn       | never (grpo.reward_error_threshold)|
 | nonfinite      | skipped_nonfinite, loss, grad_norm         | every skipped step        | nonfinite_patience in a row        |
 | ratio          | ratio_max, ratio_min                       | spread > ratio_warn       | > ratio_stop, ratio_patience       |
+| onpolicy_ratio | ratio_mean/first (step 0 only)             | off 1 by > tolerance      | never                              |
 | kl             | kl                                         | > kl_warn                 | > kl_stop, kl_patience             |
 | entropy        | entropy                                    | < floor or < drop x first | never                              |
 
@@ -249,7 +250,7 @@ def check_ratio(row: Row, history: Sequence[Row], cfg: DoctorConfig) -> list[Fin
     hi, lo = value(row, "ratio_max"), value(row, "ratio_min")
     cause = (
         "the learner's log-probs disagree with the sampler's (same temperature / top-p / top-k?) "
-        "or the policy moves too far per update (lower grpo.lr or grpo.mu)"
+        "or the policy moves too far per update (lower grpo.lr, grpo.mu or grpo.mini_batches)"
     )
 
     def exploded(r: Row) -> bool:
@@ -262,6 +263,22 @@ def check_ratio(row: Row, history: Sequence[Row], cfg: DoctorConfig) -> list[Fin
         return [_finding("ratio", "fatal", row, history, msg, spread)]
     msg = f"importance ratio pi_theta/pi_old reached max {hi}, min {lo}: {cause}"
     return [_finding("ratio", "warning", row, history, msg, spread)]
+
+
+@register("onpolicy_ratio", "ratio_mean/first")
+def check_onpolicy_ratio(row: Row, history: Sequence[Row], cfg: DoctorConfig) -> list[Finding]:
+    """At step 0 nothing has moved the policy yet: the first update's ratio must average 1."""
+    r = value(row, "ratio_mean/first")
+    if history or r is None or not math.isfinite(r) or abs(r - 1.0) <= cfg.onpolicy_ratio_tol:
+        return []
+    msg = (
+        f"the first update's mean importance ratio pi_theta/pi_old is {r:.3f}, not 1, before "
+        "the policy moved: the old log-probs are not the trainer's (grpo.old_logprobs=sampler "
+        "with sampling.top_p < 1 or top_k > 0 scores the truncated distribution, or the rollout "
+        "engine computes differently), so the clip acts on tokens no update moved and GSPO "
+        "clips whole sequences; set grpo.old_logprobs=trainer"
+    )
+    return [_finding("onpolicy_ratio", "warning", row, history, msg, r)]
 
 
 @register("kl", "kl")

@@ -32,6 +32,9 @@ class DoctorConfig:
     ratio_warn: float = 10.0
     ratio_stop: float = 1000.0
     ratio_patience: int = 3
+    # step 0: the first update's mean ratio pi_theta / pi_old further than this from 1 means the
+    # old log-probs are not the trainer's (grpo.old_logprobs: sampler with top-p / top-k)
+    onpolicy_ratio_tol: float = 0.02
     # mean per-token KL to the reference model
     kl_warn: float = 1.0
     kl_stop: float = 20.0
@@ -45,6 +48,7 @@ class DoctorConfig:
             _fraction(name, getattr(self, name))
         _fraction("reward_error_warn", self.reward_error_warn)
         _fraction("entropy_drop", self.entropy_drop)
+        _fraction("onpolicy_ratio_tol", self.onpolicy_ratio_tol)
         for name in (
             "zero_variance_patience",
             "empty_response_patience",

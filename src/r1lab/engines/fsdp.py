@@ -114,6 +114,9 @@ class DistributedLearner:
     def logprobs(self, model, batch: TrainBatch) -> torch.Tensor:
         return self.learner.logprobs(model, batch)
 
+    def score(self, batch: TrainBatch, *models) -> list[torch.Tensor | None]:
+        return self.learner.score(batch, *models)  # local rows, no collective
+
     def update(self, batch: TrainBatch, loss_fn: LossFn) -> dict[str, float]:
         """One optimizer step on the global batch (this rank holds its rows of it)."""
         m = batch.mask_BT.detach().float()

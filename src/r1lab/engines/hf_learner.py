@@ -112,6 +112,31 @@ def micro_batches(
     return out
 
 
+def shuffled_mini_batches(
+    num_rows: int, group_size: int, num: int, generator: torch.Generator
+) -> list[list[int]]:
+    """Row indices of ``num`` PPO mini-batches of a rollout batch: its groups (``group_size``
+    consecutive rows each) in a random order drawn from ``generator``, split into ``num`` runs of
+    whole groups whose sizes differ by at most one group. ``num == 1``: the batch in its order.
+
+    Groups stay whole so that each prompt is encoded once per micro-batch (`completion_logprobs`
+    shares a repeated prompt's forward). Every rank of a run holds the same number of groups, so
+    the split gives every rank the same number of mini-batches of the same sizes.
+    """
+    if num_rows % group_size:
+        raise ValueError(f"{num_rows} rows are not whole groups of {group_size}")
+    n_groups = num_rows // group_size
+    if not 1 <= num <= n_groups:
+        raise ValueError(f"cannot split {n_groups} groups into {num} mini-batches")
+    if num == 1:
+        return [list(range(num_rows))]
+    order = torch.randperm(n_groups, generator=generator)
+    return [
+        [g * group_size + j for g in part.tolist() for j in range(group_size)]
+        for part in torch.tensor_split(order, num)
+    ]
+
+
 class HFLearner:
     def __init__(
         self,
@@ -154,24 +179,35 @@ class HFLearner:
             micro_batch_tokens=self.micro_batch_tokens,
         )
 
-    @torch.no_grad()
     def logprobs(self, model, batch: TrainBatch) -> torch.Tensor:
         """Log-probs (B, T) of the batch's completions under `model` (e.g. the reference)."""
+        return self.score(batch, model)[0]
+
+    @torch.no_grad()
+    def score(self, batch: TrainBatch, *models) -> list[torch.Tensor | None]:
+        """Log-probs (B, T) of the batch's completions under each of `models` (``None`` gives
+        ``None``), in one pass over the micro-batches: e.g. the policy's own (the trainer's old
+        log-probs) and the frozen reference's, before the first update of a step."""
         T = batch.mask_BT.size(1)
-        out = torch.zeros_like(batch.mask_BT)
-        cpu_kernels.enable(model)
+        outs = [None if m is None else torch.zeros_like(batch.mask_BT) for m in models]
+        for m in models:
+            if m is not None:
+                cpu_kernels.enable(m)
         for idx in self._micro_batches(batch):
             mb = batch.select(idx)
-            logp, _ = completion_logprobs(
-                model,
-                mb.prompt_ids,
-                mb.completion_ids,
-                pad_id=self.pad_id,
-                temperature=self.temperature,
-            )
-            t = min(T, logp.size(1))
-            out[torch.tensor(idx), :t] = logp[:, :t].float().cpu()
-        return out
+            for model, out in zip(models, outs):
+                if model is None:
+                    continue
+                logp, _ = completion_logprobs(
+                    model,
+                    mb.prompt_ids,
+                    mb.completion_ids,
+                    pad_id=self.pad_id,
+                    temperature=self.temperature,
+                )
+                t = min(T, logp.size(1))
+                out[torch.tensor(idx), :t] = logp[:, :t].float().cpu()
+        return outs
 
     def update(self, batch: TrainBatch, loss_fn: LossFn) -> dict[str, float]:
         """One optimizer step over the whole batch (micro-batched).

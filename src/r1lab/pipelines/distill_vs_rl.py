@@ -64,7 +64,7 @@ def rl_budget(metrics: list[dict], g, seconds: float) -> dict:
     """What a GRPO run spent: optimizer steps, sequences and response tokens trained on."""
     per_step = g.prompts_per_step * g.group_size
     return {
-        "optimizer_steps": len(metrics) * g.mu,
+        "optimizer_steps": len(metrics) * g.mu * g.mini_batches,
         "sequences": len(metrics) * per_step,
         "trained_tokens": round(sum(m["response_len_mean"] * per_step for m in metrics)),
         "wall_seconds": round(seconds, 1),

@@ -2,7 +2,9 @@
 the frozen KL reference, the rollout engine and the learner (one process, DDP or FSDP2).
 
 `build_policy` makes the choices a recipe selects - `lora.enabled`, `rollout.engine`, `dist.fsdp`,
-`grpo.beta` - so the loop in `pipelines/grpo.py` reads the same for all of them. The reference
+`grpo.beta` / `grpo.adv_params.beta` - so the step in `pipelines/rl_step.py` reads the same for all
+of them. The learning-rate schedule is stepped by the step, once per RL step (not per optimizer
+step of its mini-batches), so the learner gets none. The reference
 is a deep copy of the starting weights, or with LoRA the same model with its adapters disabled
 (no second copy). A colocated vLLM engine sleeps during the update and is given the new weights
 after it (`before_update` / `after_update`).
@@ -28,6 +30,7 @@ from r1lab.models.lora import (
     save_lora_run,
 )
 from r1lab.pipelines.rl_config import RLConfig
+from r1lab.pipelines.rl_step import kl_in_reward
 
 
 def make_optimizer(model, g) -> tuple[torch.optim.Optimizer, object]:
@@ -43,7 +46,7 @@ def make_optimizer(model, g) -> tuple[torch.optim.Optimizer, object]:
 class Policy:
     model: Any  # the trained module the engines sample from (LoRA: adapters injected)
     tokenizer: Any
-    ref: Any  # None when beta == 0
+    ref: Any  # None without a KL (grpo.beta == 0 and no KL in the reward)
     generator: Any  # HFGenerator | VLLMGenerator
     learner: DistributedLearner
     sched: Any
@@ -86,7 +89,7 @@ def build_policy(cfg: RLConfig, model, tokenizer, run_dir: Path) -> Policy:
     if colocated:  # the learner trains on the GPU vLLM samples on
         model.to(colocated_device())
     ref = None
-    if g.beta > 0:  # beta = 0 loads no reference model; LoRA: the base, adapters disabled
+    if g.beta > 0 or kl_in_reward(g):  # else no reference model; LoRA: the base, adapters off
         ref = (
             AdapterDisabledReference(lora_model)
             if lora_model is not None
@@ -109,7 +112,7 @@ def build_policy(cfg: RLConfig, model, tokenizer, run_dir: Path) -> Policy:
     learner = HFLearner(
         train_model,
         opt,
-        policy.sched,
+        None,  # the schedule follows RL steps: rl_step steps policy.sched
         pad_id=policy.generator.pad_id,
         micro_batch_size=g.micro_batch_size,
         micro_batch_tokens=g.micro_batch_tokens,

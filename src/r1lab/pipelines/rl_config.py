@@ -124,7 +124,10 @@ class GRPOConfig:
     steps: int = 30
     prompts_per_step: int = 16
     group_size: int = 8
-    mu: int = 1  # policy updates per rollout batch
+    mu: int = 1  # passes over the rollout batch (PPO epochs)
+    mini_batches: int = (
+        1  # optimizer steps per pass: the batch's groups shuffled, split (rl_step.md)
+    )
     micro_batch_size: int = 64
     micro_batch_tokens: int = 0  # >0: micro-batches packed to this many padded tokens (0 = by rows)
     gradient_checkpointing: bool = False  # recompute layer activations in backward (memory)
@@ -143,11 +146,14 @@ class GRPOConfig:
     const_len: int = 0  # seq_mean_token_sum_norm constant; 0 = sampling.max_new_tokens
     reward_error_threshold: float = 0.5  # stop when a component fails on more than this share
     dynamic_sampling: bool = False  # DAPO: keep only groups whose rewards differ, refill
+    dynamic_sampling_metric: str = "accuracy"  # a reward component's name, or reward (the total)
     max_gen_rounds: int = 4  # generation rounds allowed per step with dynamic sampling
     mask_truncated: bool = False  # DAPO overlong filtering: truncated samples leave the loss
-    # sampler/trainer mismatch (algo/is_correction.py): off | tis. With tis the learner recomputes
-    # the rollout tokens' log-probs before the update, the PPO ratio uses those, each token's
-    # policy loss is weighted by min(exp(trainer - sampler logp), is_cap) and mismatch/* is logged
+    # the PPO ratio's denominator: trainer = recomputed by the learner under the rollout weights
+    # before the first update (TRL, verl); sampler = the rollout engine's (top-p/top-k: truncated)
+    old_logprobs: Literal["sampler", "trainer"] = "trainer"
+    # sampler/trainer mismatch (algo/is_correction.py): off | tis (needs old_logprobs: trainer).
+    # Each token's policy loss is weighted by min(exp(trainer - sampler logp), is_cap)
     is_correction: str = "off"
     is_cap: float = 2.0
 

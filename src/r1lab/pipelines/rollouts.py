@@ -1,6 +1,7 @@
 """Collect one step's scored rollouts: generate G samples per prompt, score them, and (DAPO
-dynamic sampling) drop groups whose rewards are all equal, generating more until the batch holds
-`prompts_per_step` informative groups or `max_gen_rounds` is exceeded (a clear error then)."""
+dynamic sampling) drop groups whose scores are all equal, generating more until the batch holds
+`prompts_per_step` informative groups or `max_gen_rounds` is exceeded (a clear error then). The
+score that decides is one reward component's (DAPO: accuracy) or the total reward."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from r1lab.algo import informative_groups
-from r1lab.errors import R1LabError
+from r1lab.errors import ConfigError, R1LabError
 from r1lab.rewards.base import Completion
 from r1lab.rewards.combine import RewardComponent, RewardTable, score_completions
 from r1lab.types import Example, Rollout, SamplingParams
@@ -28,6 +29,21 @@ class StepRollouts:
     rounds: int  # generation rounds used
     zero_variance_frac: float  # share of generated groups whose rewards were all equal
     generated: int  # rollouts generated (including dropped groups)
+
+
+def filter_scores(table: RewardTable, metric: str) -> list[float]:
+    """The per-rollout scores dynamic sampling filters groups on: component `metric`'s, or the
+    total reward for ``metric == "reward"``."""
+    return table.total if metric == "reward" else table.components[metric]
+
+
+def check_filter_metric(spec: Sequence[RewardComponent], metric: str) -> None:
+    names = [c.name for c in spec]
+    if metric != "reward" and metric not in names:
+        raise ConfigError(
+            f"grpo.dynamic_sampling_metric={metric!r} is not a reward component of this run "
+            f"({', '.join(names)}); name one of them, or 'reward' for the total reward"
+        )
 
 
 def subset_table(table: RewardTable, idx: Sequence[int]) -> RewardTable:
@@ -54,9 +70,12 @@ def collect_step(
     max_new_tokens: int,
     dynamic_sampling: bool = False,
     max_gen_rounds: int = 4,
+    filter_metric: str = "reward",
 ) -> StepRollouts:
     """`next_prompts(n)` yields the next n (prompt text, example) pairs of the data stream;
-    `sampling(round)` gives the sampling parameters of each generation round."""
+    `sampling(round)` gives the sampling parameters of each generation round; `filter_metric`
+    names the score dynamic sampling filters on (`filter_scores`); `zero_variance_frac` counts
+    the generated groups whose TOTAL rewards are all equal (advantage 0)."""
     kept: list[tuple[Rollout, Completion]] = []
     tables: list[tuple[RewardTable, list[int]]] = []
     n_groups = n_zero = generated = rounds = 0
@@ -64,7 +83,7 @@ def collect_step(
         if rounds >= max(1, max_gen_rounds if dynamic_sampling else 1):
             raise DynamicSamplingExhausted(
                 f"dynamic sampling found only {len(kept) // group_size} of {prompts_per_step} "
-                f"groups with differing rewards in {rounds} rounds: every other group scored "
+                f"groups with differing {filter_metric} in {rounds} rounds: every other group scored "
                 "all-equal (the task is too easy or too hard for the model); raise "
                 "grpo.max_gen_rounds, change the data difficulty, or turn dynamic sampling off"
             )
@@ -83,11 +102,14 @@ def collect_step(
             for r in rollouts
         ]
         table = score_completions(spec, completions, [r.prompt_index for r in rollouts])
-        keep_G = informative_groups(torch.tensor(table.total), group_size)
-        n_groups += len(keep_G)
-        n_zero += int((~keep_G).sum())
-        if not dynamic_sampling:
-            keep_G = torch.ones_like(keep_G)
+        varied_G = informative_groups(torch.tensor(table.total), group_size)
+        n_groups += len(varied_G)
+        n_zero += int((~varied_G).sum())
+        keep_G = torch.ones_like(varied_G)
+        if dynamic_sampling:
+            keep_G = informative_groups(
+                torch.tensor(filter_scores(table, filter_metric)), group_size
+            )
         for g in keep_G.nonzero().flatten().tolist():
             rows = range(g * group_size, (g + 1) * group_size)
             kept += [(rollouts[i], completions[i]) for i in rows]
