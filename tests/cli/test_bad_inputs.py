@@ -36,6 +36,17 @@ CASES = [
         "grpo.group_size: expected an integer >= 2",
         0,
     ),
+    (
+        ["rl", "r1_zero_tiny", M, "grpo.prompts_per_step=2", "grpo.mini_batches=3"],
+        "grpo.mini_batches: expected an integer <= grpo.prompts_per_step (2), got 3",
+        0,
+    ),
+    (["rl", "r1_zero_tiny", M, "grpo.mini_batches=0"], "grpo.mini_batches: expected", 0),
+    (
+        ["rl", "r1_zero_tiny", M, "grpo.old_logprobs=sampler", "grpo.is_correction=tis"],
+        "grpo.is_correction: expected off while grpo.old_logprobs=sampler",
+        0,
+    ),
     (["rl", "r1_zero_tiny", M, "grpo.steps=0"], "grpo.steps: expected an integer >= 1, got 0", 0),
     (["rl", "r1_zero_tiny", M, "grpo.steps=-5"], "grpo.steps: expected an integer >= 1, got -5", 0),
     (["rl", "r1_zero_tiny", M, "grpo.prompts_per_step=0"], "grpo.prompts_per_step: expected", 0),

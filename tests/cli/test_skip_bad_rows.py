@@ -25,6 +25,7 @@ def one_step(tmp_path, tokenizer, *extra):
             "threads=1",
             "grpo.steps=1",
             "grpo.prompts_per_step=2",
+            "grpo.mini_batches=1",
             "grpo.group_size=2",
             "sampling.max_new_tokens=4",
             *extra,

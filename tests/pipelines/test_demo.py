@@ -52,7 +52,7 @@ def test_demo_writes_report_plot_checkpoint(tmp_path, capsys):
 
 def test_demo_over_seeds_reports_intervals_and_reruns_a_half_finished_seed(tmp_path, capsys):
     argv = ["demo", "pretrain.size=test", "pretrain.steps=3", "pretrain.n_docs=200",
-            "pretrain.vocab_size=400", "grpo.steps=2", "grpo.prompts_per_step=2",
+            "pretrain.vocab_size=400", "grpo.steps=2", "grpo.prompts_per_step=2", "grpo.mini_batches=2",
             "grpo.group_size=4", "data.n_test=4", "eval.k=2", "eval.max_new_tokens=8",
             "sampling.max_new_tokens=8", f"output_dir={tmp_path}", "run_name=d",
             "progress=false", "seeds=[3,5]"]  # fmt: skip

@@ -17,7 +17,8 @@ from r1lab.pipelines import seeds as S
 from r1lab.pipelines.compare_seeds import run_seeds_compare
 from r1lab.utils.jsonl import read_jsonl
 
-TINY = ["threads=1", "progress=false", "grpo.prompts_per_step=2", "grpo.group_size=4",
+TINY = ["threads=1", "progress=false", "grpo.prompts_per_step=2", "grpo.mini_batches=2",
+        "grpo.group_size=4",
         "data.n_train=16", "data.n_test=3", "sampling.max_new_tokens=8", "eval.k=2",
         "eval.max_new_tokens=8"]  # fmt: skip
 TIMINGS = ("rl_seconds", "elapsed")

@@ -95,10 +95,27 @@ def _adv_eps_not_negative(g: GRPOConfig) -> tuple[str, str] | None:
     return "adv_params.eps", "a finite number >= 0"
 
 
+def _mini_batches_fit_the_groups(g: GRPOConfig) -> tuple[str, str] | None:
+    """A mini-batch holds whole prompt groups, so there are at most as many as groups per step
+    (under torchrun the per-process share is checked again when the run starts)."""
+    if g.mini_batches <= g.prompts_per_step:
+        return None
+    return "mini_batches", f"an integer <= grpo.prompts_per_step ({g.prompts_per_step})"
+
+
+def _tis_needs_trainer_logprobs(g: GRPOConfig) -> tuple[str, str] | None:
+    if g.is_correction == "off" or g.old_logprobs == "trainer":
+        return None
+    return "is_correction", "off while grpo.old_logprobs=sampler (tis reweights by the trainer's)"
+
+
 @constrained(
     _group_size_fits_estimator,
     _adv_eps_not_negative,
+    _mini_batches_fit_the_groups,
+    _tis_needs_trainer_logprobs,
     steps=count(),
+    mini_batches=count(),
     prompts_per_step=count(),
     mu=count(),
     micro_batch_size=count(),
@@ -125,9 +142,8 @@ class GRPOConfig:
     prompts_per_step: int = 16
     group_size: int = 8
     mu: int = 1  # passes over the rollout batch (PPO epochs)
-    mini_batches: int = (
-        1  # optimizer steps per pass: the batch's groups shuffled, split (rl_step.md)
-    )
+    # optimizer steps per pass: the batch's groups shuffled and split (docs/rl_step.md)
+    mini_batches: int = 1
     micro_batch_size: int = 64
     micro_batch_tokens: int = 0  # >0: micro-batches packed to this many padded tokens (0 = by rows)
     gradient_checkpointing: bool = False  # recompute layer activations in backward (memory)
