@@ -11,7 +11,8 @@ unmarked rows (Math-Verify's own suite marks such rows the same way, with commen
 Sources (license of the data: MIT for both libraries, copyright The HuggingFace Team):
 - math_verify: https://github.com/huggingface/Math-Verify tests/test_all.py at commit
   cf14bc47e798017458fa7f60138da640065351ce, tests/test_mixed_number_extraction.py at commit
-  05aa3a67e1e5aa4a0dbecea17550a17cc2d5ed2d. Very long model outputs (over ~1,500 characters)
+  05aa3a67e1e5aa4a0dbecea17550a17cc2d5ed2d, tests/test_failed_latex_span.py at commit
+  056ad6253a41b01e49072623b7e2c88ded7d82af (its parse() assertions read as pairs). Very long model outputs (over ~1,500 characters)
   of test_all.py are left out for size.
 - lighteval: https://github.com/huggingface/lighteval tests/metrics/test_extractive_match.py at
   commit 031e09ced1fc754ef4bee603fcbb04d290b30f7c (rows not duplicated from Math-Verify's).
@@ -249,6 +250,15 @@ ROWS: list[tuple[str, str, str, bool, str | None]] = [
     (MV, "7/25", "28%", True, None),
     (MV, "4/9", "There are 4 objects and 4/9 remain.", True, None),
     (MV, "2", "4 4/9 2", True, None),
+    # ---- Math-Verify tests/test_failed_latex_span.py: LaTeX that fails to parse supplies no
+    # number embedded in it (the 0 of k=0); answers outside it still count
+    (MV, "0", r"$\sum_{k=0}^n\bigl(k\bigr)$", False, None),
+    (MV, "0", r"Final answer is $\sum_{k=0}^n\bigl(k\bigr)$. I hope.", False, None),
+    (MV, "42", r"Final answer is $\sum_{k=0}^n\bigl(k\bigr)$. I hope. 42", True, None),
+    (MV, "42", r"Final answer is $\sum_{k=0}^n\bigl(k\bigr)$. I hope. $42$", True, None),
+    (MV, "1/2", r"Final answer is $\sum_{k=0}^n\bigl(k\bigr)$. I hope. 1/2", True, None),
+    (MV, "42", r"$\sum_{k=0}^n\bigl(k\bigr)$ and $42$", True, None),
+    (MV, "42", r"$42$ and $\sum_{k=0}^n\bigl(k\bigr)$", True, None),
     # ---- lighteval tests/metrics/test_extractive_match.py ------------------------------------
     (LE, "C", "thinking about it I think the correct answer is C", True, CHOICE),
     (LE, "B", "Let's think step by step. It's not A because it doesn't make sense, therefore I think it's B", True, CHOICE),
@@ -326,5 +336,14 @@ ROWS: list[tuple[str, str, str, bool, str | None]] = [
     (R1, "6", "Q: 2+4?\nA: 7", False, None),
     (R1, "100", "The result is 100.", True, None),
     (R1, "0.25", "It is one quarter, i.e. 0.25.", True, None),
+    (R1, "18", "She makes $18 a day.\n#### 18 dollars", True, None),
+    (R1, "18", "She makes $18 a day.\n#### $18", True, None),
+    (R1, "15", "**Answer:** 15", True, None),
+    (R1, "33", "The answer is 033.", True, None),
+    (R1, "3", "Therefore, x = 3.", True, None),
+    (R1, "7", "The final answer is 7. I hope it is correct.", True, None),
+    (R1, "1/4", "<think>a quarter</think>\n<answer>0.25</answer>", True, None),
+    (R1, "0.5", "The probability is 50%.", True, None),
+    (R1, "0.5", "The probability is 5%.", False, None),
 ]
 # fmt: on

@@ -93,6 +93,8 @@ def test_tag_count(text, expected):
         ("auto", r"<answer>9</answer> the answer is 8", "9"),
         ("gsm8k", "She makes 9 * 2 = $18.\n#### 18", "18"),
         ("gsm8k", "#### 1,234\n", "1,234"),
+        ("gsm8k", "#### $18 dollars.", "$18"),
+        ("gsm8k", "#### 18 - 3 apples", "18 - 3 apples"),
         ("last_number", "we get 3, then 1,250.5 total", "1,250.5"),
     ],
 )

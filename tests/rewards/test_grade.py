@@ -139,3 +139,12 @@ def test_cli_reports_bad_lines_on_stderr_one_line_each(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.err.strip() == f"skipped {tmp_path / 'in.jsonl'}:2: not UTF-8 (byte 0)"
     assert json.loads(captured.out.strip().splitlines()[-1])["bad_rows"] == 1
+
+
+def test_the_extracted_answer_shown_is_the_one_graded(tmp_path):
+    # math-verify first tries the LaTeX after "Final answer is", which fails to parse; the row
+    # shows the 42 that was graded, not that failed candidate
+    pred = r"Final answer is $\sum_{k=0}^n\bigl(k\bigr)$. I hope. 42"
+    write(tmp_path / "in.jsonl", [{"prediction": pred, "answer": "42"}])
+    (row,) = read(grade_jsonl(tmp_path / "in.jsonl", tmp_path / "out.jsonl").out_path)
+    assert (row["correct"], row["extracted"], row["extractor"]) == (True, "42", "math_verify")

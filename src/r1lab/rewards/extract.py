@@ -51,6 +51,7 @@ _ANSWER_IS = re.compile(
 )
 _HASHES = re.compile(r"####\s*(.+?)\s*$", re.MULTILINE)
 _ANSWER_LINE = re.compile(r"^[ \t]*(?:A|Answer)[ \t]*:[ \t]*(\S.*?)\s*$", re.MULTILINE)
+_NUMBER_THEN_WORDS = re.compile(r"([$€£]?\s*-?\d[\d,]*(?:\.\d+)?)\s+[A-Za-z][A-Za-z\s.]*$")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _TAG_AWARE = {"answer_tag", "answer_or_boxed"}
 
@@ -132,8 +133,12 @@ def extract_final_answer_is(text: str) -> str | None:
 
 @EXTRACTORS.register("gsm8k")
 def extract_gsm8k(text: str) -> str | None:
+    """The last ``####`` line; a number followed by words keeps the number (``18 dollars``)."""
     found = _HASHES.findall(text)
-    return found[-1] if found else None
+    if not found:
+        return None
+    unit = _NUMBER_THEN_WORDS.match(found[-1])
+    return unit.group(1) if unit else found[-1]
 
 
 @EXTRACTORS.register("answer_line")

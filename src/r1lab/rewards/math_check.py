@@ -20,7 +20,9 @@ import logging
 import re
 from functools import lru_cache
 
+import math_verify.parser as _mv_parser
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+from math_verify.parser import extract_target_from_pred, get_extraction_regexes
 
 from r1lab.rewards.answer_text import prepare_text, rewrite_mixed_numbers
 
@@ -28,8 +30,26 @@ from r1lab.rewards.answer_text import prepare_text, rewrite_mixed_numbers
 logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 MATH_VERIFY_NO_TIMEOUT = None
+_found: list[str] = []  # the text of the last match math-verify parsed (see _recording_match)
+_mv_extract_match = _mv_parser.extract_match
+
+
+def _recording_match(match, target_type):
+    """math-verify's `extract_match`, remembering the text of a match that parsed, so the
+    extracted answer shown is the one graded (not the first candidate that failed to parse)."""
+    value, text = _mv_extract_match(match, target_type)
+    if value is not None:
+        _found[:] = [text]
+    return value, text
+
+
+_mv_parser.extract_match = _recording_match  # looked up at call time by extract_target_from_pred
 # open-r1's accuracy reward: LaTeX (boxed first, as a final answer should be) then expressions.
 TEXT_CONFIGS = (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
+_MATH_SPAN = re.compile(
+    r"\$\$.+?\$\$|\\\[.+?\\\]|\\\(.+?\\\)|(?<![\\\d])\$[^$\n]+?(?<!\\)\$", re.DOTALL
+)
+_MARKUP = re.compile(r"\\[A-Za-z]+|[_^{}]")
 _GOLD_MARKERS = re.compile(r"(?<!\\)\$|\\boxed|\\\(|\\\[")  # an escaped \$ is a dollar sign
 
 
@@ -44,11 +64,56 @@ def parse_answer(answer: str) -> list:
     return parse("$" + answer + "$", parsing_timeout=MATH_VERIFY_NO_TIMEOUT)
 
 
+class _OutsideLatex:
+    """One of math-verify's expression regexes, minus matches inside a LaTeX span.
+
+    A number inside ``$..$`` / ``\\[..\\]`` / ``\\(..\\)`` that holds LaTeX markup belongs to
+    that LaTeX: when the LaTeX extraction cannot parse the span, the span supplies no answer,
+    rather than its ``0`` in ``\\sum_{k=0}^n`` (the rule of Math-Verify's test_failed_latex_span).
+    Spans without markup (``$18 a day, $``: dollar amounts) stay visible.
+    """
+
+    def __init__(self, pattern: re.Pattern) -> None:
+        self.pattern = pattern
+
+    def finditer(self, text: str):
+        spans = latex_spans(text)
+        for m in self.pattern.finditer(text):
+            if not any(a < m.end() - 1 < b for a, b in spans):  # where the match ends
+                yield m
+
+
+@lru_cache(maxsize=64)
+def latex_spans(text: str) -> tuple[tuple[int, int], ...]:
+    return tuple(
+        (m.start(), m.end()) for m in _MATH_SPAN.finditer(text) if _MARKUP.search(m.group())
+    )
+
+
+@lru_cache(maxsize=1)
+def _text_regexes() -> list:
+    out = []
+    for patterns, target in get_extraction_regexes(TEXT_CONFIGS):
+        if isinstance(target, ExprExtractionConfig):
+            patterns = [(_OutsideLatex(p), priority) for p, priority in patterns]
+        out.append((patterns, target))
+    return out
+
+
 @lru_cache(maxsize=4096)
 def parse_text(text: str) -> list:
     """math-verify's extraction + parse over a whole text (``[]`` when it finds nothing), after
-    `answer_text.prepare_text`."""
-    return parse(prepare_text(text), TEXT_CONFIGS, parsing_timeout=MATH_VERIFY_NO_TIMEOUT)
+    `answer_text.prepare_text`; its expression regexes skip LaTeX spans (`_OutsideLatex`)."""
+    _found.clear()
+    try:
+        found = extract_target_from_pred(
+            prepare_text(text), _text_regexes(), fallback_mode="first_match"
+        )
+    except Exception:  # as math-verify's parse: an extraction error is no answer
+        return []
+    if found and not isinstance(found[0], str) and _found:
+        return [found[0], _found[0]]
+    return found
 
 
 @lru_cache(maxsize=16384)
