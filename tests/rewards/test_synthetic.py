@@ -51,3 +51,20 @@ def test_countdown_uses_each_number_exactly_once():
     assert countdown("<answer>25*4</answer>", [25, 5, 4, 20], 100, allow_unused=True) == 1.0
     assert countdown("<answer>25*4*4</answer>", [25, 4], 400) == 0.0  # 4 used twice
     assert countdown("<answer>25*4+7</answer>", [25, 4], 107) == 0.0  # 7 not given
+
+
+@pytest.mark.parametrize(
+    "benchmark,text,gold",
+    [
+        ("gsm8k", "She makes 9 * 2 = $18 every day.\n#### 18", "18"),
+        ("aime2024", "Summing the cases gives 1,024 in all. The answer is 1,024.", "1024"),
+        ("math500", "So the final answer is $\\frac{3}{4}$.", "0.75"),
+    ],
+)
+def test_benchmarks_grade_unboxed_answers_with_the_default_policy(benchmark, text, gold):
+    from r1lab.eval.benchmarks import BENCHMARKS
+
+    spec = BENCHMARKS.get(benchmark)
+    row = {"answer": gold, "verifier": spec.verifier}
+    result = VERIFIERS.get(spec.verifier)(Completion(text, row), extractor=spec.extractor)
+    assert result.score == 1.0, result
