@@ -108,6 +108,24 @@ def test_majority_vote_custom_equivalence():
     assert M.majority_vote(["1", "2", "4", "3", "6"], equivalent=same_parity) == ("2", 1)
 
 
+def test_equal_numbers_written_differently_are_one_vote():
+    # \frac13, 1/3 and 0.333... are one wrong answer: 3 votes beat the 2 correct ones
+    answers = ["\\frac13", "5", "1/3", "5", "0.333…"]
+    correct = [False, True, False, True, False]
+    assert M.cons_at_k(answers, correct) == 0.0
+    keys = {
+        M.normalize_answer(a) for a in ["\\frac13", "1/3", "0.333…", "0.333...", "\\dfrac{1}{3}"]
+    }
+    assert keys == {"1/3"}
+    assert M.normalize_answer("0.1\\overline{6}") == M.normalize_answer("1/6") == "1/6"
+    assert M.normalize_answer("0.142857142857...") == "1/7"
+    assert M.normalize_answer("-\\frac{2}{4}") == "-1/2"
+    assert M.normalize_answer("x = \\boxed{3}") != M.normalize_answer("3")  # box inside: kept
+    assert M.normalize_answer("x = 3") == "3"
+    assert M.normalize_answer("0.333") == "333/1000"  # no ellipsis: not 1/3
+    assert M.normalize_answer("1,2") == "1,2"  # not a thousands group
+
+
 def test_correct_answers_form_one_group():
     # the verifier judged "1/2" and "0.5000" and "\\frac{1}{2}" all correct: one group of 3 wins
     answers = ["7", "\\frac{1}{2}", "7", "0.5000", "1/2"]

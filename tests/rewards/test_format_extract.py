@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from r1lab.rewards import REWARDS, Completion
-from r1lab.rewards.extract import extract
+from r1lab.rewards.extract import CHAINS, extract, extract_named
 from r1lab.rewards.format import tag_count_score
 
 
@@ -24,6 +24,8 @@ def score(name: str, text: str, **params) -> float:
         ("<answer> 5 </answer>", 0.0),
         ("<think> a </think>", 0.0),
         ("<think></think><answer>5</answer>", 0.0),  # empty reasoning
+        ("<think> \n\t </think> <answer> 5 </answer>", 0.0),  # whitespace-only reasoning
+        ("<think> 2+3=5 </think> <answer>\n  \n</answer>", 0.0),  # whitespace-only answer
         ("", 0.0),
     ],
 )
@@ -91,6 +93,8 @@ def test_tag_count(text, expected):
         ("auto", r"<answer>9</answer> the answer is 8", "9"),
         ("gsm8k", "She makes 9 * 2 = $18.\n#### 18", "18"),
         ("gsm8k", "#### 1,234\n", "1,234"),
+        ("gsm8k", "#### $18 dollars.", "$18"),
+        ("gsm8k", "#### 18 - 3 apples", "18 - 3 apples"),
         ("last_number", "we get 3, then 1,250.5 total", "1,250.5"),
     ],
 )
@@ -99,5 +103,48 @@ def test_extraction_policies(policy, text, expected):
 
 
 def test_unknown_policy_lists_the_known_ones():
-    with pytest.raises(KeyError, match="known: answer_or_boxed, answer_tag, auto"):
+    with pytest.raises(KeyError, match="known: answer_line, answer_or_boxed, answer_tag, auto"):
         extract("x", "nosuch")
+
+
+@pytest.mark.parametrize(
+    "policy,text,expected",
+    [
+        # an unclosed answer block: a box inside <think> is not its answer
+        ("answer_or_boxed", "<think>maybe \\boxed{5}</think>\n<answer>7", None),
+        ("answer_or_boxed", "<think>maybe \\boxed{5}</think>\n<answer>so \\boxed{7}", "7"),
+        ("answer_or_boxed", "<think>\\boxed{5}</think><answer> \n </answer>", None),  # blank
+        ("answer_tag", "<answer>1</answer> then <answer>2", None),  # the last one is cut
+        ("auto", "<think>the answer is 5</think>\n<answer>", None),
+        ("default", "<think>\\boxed{5}, 5</think>\n<answer>7", "7"),
+        ("default", "<think>\\boxed{5}, 5</think>\n<answer>", None),
+        ("answer_line", "Q: 1+1?\nA: 2\nQ: 2+2?\nA: 4", "4"),
+        ("final_answer_is", "So the number is 1,000.99€", "1,000.99€"),
+    ],
+)
+def test_answer_region_rules(policy, text, expected):
+    assert extract(text, policy) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("\\boxed{3} and more", ("3", "answer_or_boxed")),
+        ("Adding: 40 + 2 = 42.\n#### 42", ("42", "gsm8k")),
+        ("It costs 7,425,000 dollars", ("7425000", "math_verify")),
+        ("Two plus two.\nAnswer: four", ("four", "answer_line")),
+        ("nothing here", (None, None)),
+    ],
+)
+def test_default_chain_names_the_stage_that_found_the_answer(text, expected):
+    assert extract_named(text, "default") == expected
+
+
+def test_default_chain_order():
+    assert CHAINS["default"] == (
+        "answer_or_boxed",
+        "gsm8k",
+        "math_verify",
+        "answer_line",
+        "final_answer_is",
+    )

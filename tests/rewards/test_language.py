@@ -58,6 +58,17 @@ def test_proportions(text, target, share, counts):
     assert dict(got_counts) == counts
 
 
+def test_a_sentence_mixing_two_languages_is_scored_by_its_word_shares():
+    # one sentence, English then French clauses: 8 English and 7 French words, not 15 of one
+    text = "Let me compute the sum of these squares, puis je vérifie le résultat avec soin."
+    share, counts = language_share(text, "en")
+    assert dict(counts) == {"en": 8, "fr": 7}
+    assert share == pytest.approx(8 / 15)
+    # short clauses still take their sentence's language ("First", "note that" below)
+    share, counts = language_share("First, note that the sum is even, so we halve it.", "en")
+    assert share == 1.0 and dict(counts) == {"en": 11}
+
+
 def test_short_sentences_take_the_language_of_the_whole_text():
     # "Ok." and "Hmm, yes." are too short to identify alone; the whole text is English
     share, counts = language_share("Ok. Hmm, yes. The two numbers add up to seven.", "en")

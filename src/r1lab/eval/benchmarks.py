@@ -8,7 +8,8 @@ recommendations: no system prompt, and for math the instruction "Please reason s
 and put your final answer within \\boxed{}." after the problem.
 
 Defaults per benchmark (`BenchmarkSpec`): k as in R1 / open-r1 (64 for AIME, 4 for MATH-500 and
-GSM8K, 16 for AMC and HumanEval), R1's 32,768 generated tokens, ``\\boxed{}`` extraction. The
+GSM8K, 16 for AMC and HumanEval), R1's 32,768 generated tokens, the ``default`` extraction
+policy (a ``\\boxed{}`` first; docs/grading.md). The
 verifier is named, not imported: integer-answer sets (AIME, AMC, GSM8K) use ``number`` (exact
 numeric equality); MATH-500 needs ``math`` and HumanEval ``code`` (the rewards issues), and the
 evaluation runner refuses to start, naming the missing verifier, until they are registered.
@@ -47,7 +48,7 @@ class BenchmarkSpec:
     k: int
     max_new_tokens: int = R1_MAX_TOKENS
     instruction: str = MATH_INSTRUCTION
-    extractor: str | None = "boxed"
+    extractor: str | None = "default"  # rewards.extract: box, ####, math-verify, ...
     format_reward: str | None = None  # no tags are asked for: format is not scored
     question_key: str = "problem"
     sha256: str = ""

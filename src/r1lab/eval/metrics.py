@@ -74,36 +74,90 @@ def per_problem_accuracy(correct: Sequence[Sequence[bool]]) -> list[float]:
 
 _THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
 _TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mbox)\{(.*)\}$")
+_BOXED_WRAP = re.compile(r"^\\(?:boxed|fbox)\{(.*)\}$")
+_FRAC_VARIANT = re.compile(r"\\[dtc]frac(?![A-Za-z])")
+_FRAC_BRACED = re.compile(r"\\frac\{([^{}]*)\}\{([^{}]*)\}")
+_FRAC_SHORT = re.compile(r"\\frac(\d)(\d)")  # \frac13
+_FRAC_MIXED = re.compile(r"\\frac\{([^{}]*)\}(\d)|\\frac(\d)\{([^{}]*)\}")
+_SPACING = re.compile(r"\\left|\\right|\\[,;:! ]|\\quad|\\qquad")
+_VAR_EQUALS = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?=(?!=)")
+_ELLIPSIS = re.compile(r"(?:\.\.\.|…|\\ldots|\\dots|\\cdots)$")
+_REPEATING = re.compile(
+    r"^(-?)(\d*)\.(\d*)(?:\\overline\{(\d+)\}|(\d*)(\.\.\.|…|\\ldots|\\dots|\\cdots))$"
+)
 
 
 def normalize_answer(answer: str) -> str:
     """A canonical key for grouping answers by string equality.
 
-    Strips surrounding whitespace, ``$`` signs, one trailing period and one ``\\text{...}`` wrapper,
-    removes inner whitespace, drops thousands separators (``1,000`` -> ``1000``) and writes any
-    plain number (integer, decimal or ``a/b``) as a reduced fraction (``0.50`` -> ``1/2``,
-    ``2.0`` -> ``2``), so numerically equal plain numbers share a key. LaTeX such as
-    ``\\frac{1}{2}`` is not evaluated: pass an ``equivalent`` callable for that.
+    Strips surrounding whitespace, ``$`` signs, a ``\\boxed{}`` / ``\\text{...}`` wrapper, one
+    trailing period, ``\\left`` / ``\\right`` and LaTeX spacing, a leading ``x =``; removes inner
+    whitespace; writes ``\\dfrac`` / ``\\tfrac`` / ``\\frac13`` / ``\\frac{1}{3}`` as ``(1)/(3)``;
+    drops thousands separators (``1,000`` -> ``1000``; ``1,2`` is left alone); reads repeating
+    decimals (``0.333...``, ``0.333…``, ``0.1\\overline{6}``) as the fraction they denote; and
+    writes any plain number (integer, decimal or ``a/b``) as a reduced fraction (``0.50`` ->
+    ``1/2``, ``2.0`` -> ``2``), so numerically equal plain numbers share a key (``\\frac13``,
+    ``1/3`` and ``0.333…`` are one vote). Other LaTeX is not evaluated: pass an ``equivalent``
+    callable for that.
     """
     s = answer.strip().strip("$").strip()
-    s = s[:-1] if s.endswith(".") else s
-    m = _TEXT_WRAP.match(s)
-    s = m.group(1) if m else s
-    s = "".join(s.split())
+    for wrap in (_BOXED_WRAP, _TEXT_WRAP):
+        m = wrap.match(s)
+        s = m.group(1).strip() if m else s
+    if s.endswith(".") and not _ELLIPSIS.search(s):
+        s = s[:-1]
+    s = "".join(_SPACING.sub(" ", s).split())
+    s = _VAR_EQUALS.sub("", s)
+    s = _FRAC_VARIANT.sub(r"\\frac", s)
+    s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)
+    s = _FRAC_MIXED.sub(lambda m: f"\\frac{{{m[1] or m[3]}}}{{{m[2] or m[4]}}}", s)
+    s = _FRAC_BRACED.sub(r"(\1)/(\2)", s)
     if _THOUSANDS.match(s):
         s = s.replace(",", "")
     value = _as_number(s)
     return s if value is None else str(value)
 
 
+def _repeating_decimal(s: str) -> Fraction | None:
+    """``0.333...`` / ``0.1\\overline{6}`` -> the fraction; the period of an ellipsis is the
+    shortest digit group written at least twice at the end (``0.1666...`` -> 1/6)."""
+    m = _REPEATING.match(s)
+    if m is None:
+        return None
+    sign, whole, head = m[1], m[2] or "0", m[3]
+    if m[4] is not None:
+        prefix, period = head, m[4]
+    else:
+        digits = head + m[5]
+        for p in range(1, len(digits) // 2 + 1):
+            if digits[-p:] * 2 == digits[-2 * p :]:
+                prefix, period = digits[: -2 * p].rstrip(), digits[-p:]
+                while prefix.endswith(period):
+                    prefix = prefix[: -len(period)]
+                break
+        else:
+            return Fraction(f"{sign}{whole}.{digits or 0}")
+    value = (
+        Fraction(int(whole))
+        + Fraction(int(prefix or "0"), 10 ** len(prefix))
+        + Fraction(int(period), 10 ** len(prefix) * (10 ** len(period) - 1))
+    )
+    return -value if sign else value
+
+
 def _as_number(s: str) -> Fraction | None:
     if not s or len(s) > 64:
         return None
+    repeating = _repeating_decimal(s)
+    if repeating is not None:
+        return repeating
+    sign = -1 if s.startswith("-(") else 1
+    s = s[1:] if sign < 0 else s
     try:
         if s.count("/") == 1:
-            num, den = s.split("/")
-            return Fraction(int(num), int(den))
-        return Fraction(s)
+            num, den = (part.removeprefix("(").removesuffix(")") for part in s.split("/"))
+            return sign * Fraction(num) / Fraction(den)
+        return sign * Fraction(s)
     except (ValueError, ZeroDivisionError):
         return None
 

@@ -104,7 +104,7 @@ def custom_spec(cfg: EvalRunConfig) -> BenchmarkSpec:
         file=cfg.source,
         verifier=cfg.verifier or "",
         k=8,
-        extractor="answer_or_boxed",
+        extractor="default",
         instruction=MATH_INSTRUCTION,
         max_new_tokens=R1_MAX_TOKENS,
     )

@@ -3,7 +3,8 @@
 | name        | 1.0 when                                                                         |
 |-------------|----------------------------------------------------------------------------------|
 | `format`    | R1-Zero (paper Table 1): one ``<think>...</think>`` then one ``<answer>...</answer>``, |
-|             | nothing else around them (whitespace allowed), no stray tags inside             |
+|             | nothing else around them (whitespace allowed), no stray tags inside, neither    |
+|             | block blank (whitespace-only reasoning or answer earns nothing)                  |
 | `format_r1` | R1 readable: one reasoning block, then a non-empty summary (the paper's cold-start |
 |             | output pattern: special token, reasoning, special token, summary; §10.3)        |
 | `tag_count` | partial credit, open-r1 ``tag_count_reward``: +0.25 for each of ``<think>\\n``,   |
@@ -30,6 +31,8 @@ def is_r1_zero_format(text: str) -> bool:
     if m is None:
         return False
     think, answer = m.group(1), m.group(2)
+    if not think.strip() or not answer.strip():
+        return False
     return not any(t in think or t in answer for t in _R1_ZERO_TAGS)
 
 

@@ -17,10 +17,14 @@ counted or languages identified; this module's rule:
    counted, so a Chinese derivation that names its variable ``x`` is not penalised.
 4. **Language of a word:** CJK by Unicode script (Han -> zh, or ja when the target is ja; kana
    -> ja; Hangul -> ko); any non-Latin script is never a Latin-script target. Latin-script words
-   are identified per sentence by the offline detector ``lingua`` among ``languages``: a sentence
-   with at least ``min_sentence_words`` Latin words gets its own language, shorter ones get the
-   language detected for all the Latin words of the chain of thought together. Latin words are
-   non-target when the target is zh, ja or ko (no detector is loaded then).
+   are identified by the offline detector ``lingua`` among ``languages``, per clause where a
+   clause (a sentence cut at ``,`` ``;`` or a dash) has at least ``min_clause_words`` Latin
+   words, so a sentence that switches language between clauses is scored by its word shares
+   ("Let me compute the sum of these squares, puis je vérifie le résultat avec soin": 8 en,
+   7 fr), not as one language. The other words of a sentence with at least
+   ``min_sentence_words`` Latin words get the sentence's language; those of shorter sentences
+   the language detected for all the Latin words of the chain of thought together. Latin words
+   are non-target when the target is zh, ja or ko (no detector is loaded then).
 
 A chain of thought with no word scores 0 (``info["reason"]``). The detector needs the
 ``lingua-language-detector`` package (about 100 MB installed, offline). Its models load on first
@@ -57,6 +61,7 @@ _NEUTRAL = re.compile(
     re.DOTALL,
 )
 _SENTENCE_END = re.compile(r"[.!?;:\n。！？；：]+")
+_CLAUSE_END = re.compile(r"[,，、]|\s[-–—]+\s|[–—]")
 
 
 def chain_of_thought(
@@ -71,18 +76,27 @@ def chain_of_thought(
     return text[start + len(open_tag) :].split(close_tag, 1)[0]
 
 
-def count_words(text: str) -> list[list[tuple[str, str]]]:
-    """Sentences of ``(script, word)`` pairs, neutral material removed (rules 2-3).
+def count_clauses(text: str) -> list[list[list[tuple[str, str]]]]:
+    """Sentences of clauses of ``(script, word)`` pairs, neutral material removed (rules 2-3).
 
-    ``script`` is one of han, kana, hangul, latin, other.
-    """
+    ``script`` is one of han, kana, hangul, latin, other. Empty clauses and sentences are
+    dropped."""
     sentences = []
     for sentence in _SENTENCE_END.split(_NEUTRAL.sub(" ", text)):
-        words = [(m.lastgroup, m.group()) for m in _WORD.finditer(sentence)]
-        words = [(s, w) for s, w in words if not (s == "latin" and len(w) == 1)]
-        if words:
-            sentences.append(words)
+        clauses = []
+        for clause in _CLAUSE_END.split(sentence):
+            words = [(m.lastgroup, m.group()) for m in _WORD.finditer(clause)]
+            words = [(s, w) for s, w in words if not (s == "latin" and len(w) == 1)]
+            if words:
+                clauses.append(words)
+        if clauses:
+            sentences.append(clauses)
     return sentences
+
+
+def count_words(text: str) -> list[list[tuple[str, str]]]:
+    """Sentences of ``(script, word)`` pairs (`count_clauses` with the clauses joined)."""
+    return [[p for clause in s for p in clause] for s in count_clauses(text)]
 
 
 @lru_cache(maxsize=8)
@@ -117,37 +131,50 @@ def _detect(texts: list[str], languages: tuple[str, ...], low_accuracy: bool) ->
 
 
 def word_languages(
-    sentences: list[list[tuple[str, str]]],
+    sentences: list[list[list[tuple[str, str]]]],
     target: str,
     languages: tuple[str, ...] = DEFAULT_LATIN_LANGUAGES,
     min_sentence_words: int = 3,
     low_accuracy: bool = False,
+    min_clause_words: int = 5,
 ) -> Counter:
-    """Count words per language code (rule 4); 'unknown' for undetectable Latin text."""
+    """Count words per language code (rule 4); 'unknown' for undetectable Latin text.
+
+    ``sentences`` as `count_clauses` returns them."""
     counts: Counter = Counter()
     script_lang = {"han": "ja" if target == "ja" else "zh", "kana": "ja", "hangul": "ko"}
-    latin_sentences = []
-    for words in sentences:
-        for script, _ in words:
+    latin_sentences: list[list[list[str]]] = []  # sentence -> clauses -> Latin words
+    for clauses in sentences:
+        for script, _ in (p for clause in clauses for p in clause):
             if script in script_lang:
                 counts[script_lang[script]] += 1
             elif script == "other":
                 counts["other-script"] += 1
-        latin = [w for s, w in words if s == "latin"]
-        if latin:
-            latin_sentences.append(latin)
+        latin = [[w for s, w in clause if s == "latin"] for clause in clauses]
+        if any(latin):
+            latin_sentences.append([c for c in latin if c])
     if not latin_sentences:
         return counts
     if target in CJK_TARGETS:
-        counts["latin"] += sum(len(s) for s in latin_sentences)
+        counts["latin"] += sum(len(c) for s in latin_sentences for c in s)
         return counts
-    long = [s for s in latin_sentences if len(s) >= min_sentence_words]
-    texts = [" ".join(s) for s in long] + [" ".join(w for s in latin_sentences for w in s)]
-    found = _detect(texts, languages, low_accuracy)
-    overall = found[-1] or "unknown"
-    for s, lang in zip(long, found):
-        counts[lang or "unknown"] += len(s)
-    counts[overall] += sum(len(s) for s in latin_sentences if len(s) < min_sentence_words)
+    units: list[tuple[list[str], int]] = []  # (words detected together, words that take it)
+    rest_overall = 0
+    for clauses in latin_sentences:
+        rest = [w for c in clauses if len(c) < min_clause_words for w in c]
+        units += [(c, len(c)) for c in clauses if len(c) >= min_clause_words]
+        if rest and sum(map(len, clauses)) >= min_sentence_words:
+            units.append(([w for c in clauses for w in c], len(rest)))
+        else:
+            rest_overall += len(rest)
+    every = [w for s in latin_sentences for c in s for w in c]
+    found = _detect(
+        [" ".join(words) for words, _ in units] + [" ".join(every)], languages, low_accuracy
+    )
+    for (_, n), lang in zip(units, found):
+        counts[lang or "unknown"] += n
+    if rest_overall:
+        counts[found[-1] or "unknown"] += rest_overall
     return counts
 
 
@@ -157,6 +184,7 @@ def language_share(
     languages: tuple[str, ...] = DEFAULT_LATIN_LANGUAGES,
     min_sentence_words: int = 3,
     low_accuracy: bool = False,
+    min_clause_words: int = 5,
 ) -> tuple[float, Counter]:
     """(share of target-language words, word counts per language) of a chain of thought."""
     target = target.lower()
@@ -166,7 +194,12 @@ def language_share(
             f"{list(languages)}"
         )
     counts = word_languages(
-        count_words(text), target, tuple(languages), min_sentence_words, low_accuracy
+        count_clauses(text),
+        target,
+        tuple(languages),
+        min_sentence_words,
+        low_accuracy,
+        min_clause_words,
     )
     total = sum(counts.values())
     return (counts[target] / total if total else 0.0), counts
@@ -182,10 +215,13 @@ def language_reward(
     close_tag: str = "</think>",
     think_in_prompt: bool = False,
     low_accuracy: bool = False,
+    min_clause_words: int = 5,
 ) -> RewardResult:
     """R1 language consistency: the share of target-language words in the chain of thought."""
     cot = chain_of_thought(c.text, open_tag, close_tag, think_in_prompt)
-    share, counts = language_share(cot, target, tuple(languages), min_sentence_words, low_accuracy)
+    share, counts = language_share(
+        cot, target, tuple(languages), min_sentence_words, low_accuracy, min_clause_words
+    )
     info: dict = {"words": dict(counts)}
     if not counts:
         info["reason"] = "no words in the chain of thought"

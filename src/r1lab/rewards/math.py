@@ -1,10 +1,13 @@
 """The ``math`` verifier: extract the final answer, let math-verify decide equivalence.
 
 Per sample: extract the answer (`rewards.extract` policy: the verifier's ``extractor`` param, else
-the row's ``extractor`` field, else ``answer_or_boxed``), strip math delimiters (``$..$``,
+the row's ``extractor`` field, else ``answer_or_boxed``, the strict form RL rewards keep; ``r1lab
+grade`` and ``r1lab eval`` use the ``default`` chain), strip math delimiters (``$..$``,
 ``\\(..\\)``, ``\\[..\\]``) and a trailing period, then
 
 1. no answer found -> 0 (``info["reason"]``), no error: the model's fault, not the grader's;
+   a chain's ``math_verify`` stage runs as one pool task that extracts over the whole text and
+   verifies what it finds (the parsed value itself, so ``28 percent`` stays 0.28);
 2. the answer is the gold string itself -> 1 without parsing (``shortcut``; identical strings are
    equal under any equivalence, and this is the most common correct answer);
 3. the verdict cache, keyed by ``(gold, answer)``, shared by every call in this process;
@@ -31,15 +34,16 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import replace
 
 from r1lab.rewards.base import VERIFIERS, BatchContext, Completion, RewardResult, batch_form
-from r1lab.rewards.extract import extract
+from r1lab.rewards.extract import MATH_VERIFY, answer_region, run_stages, stages_of
 from r1lab.rewards.pool import WorkerPool
 
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_WORKERS = 2
 DEFAULT_EXTRACTOR = "answer_or_boxed"
-_HANDLER = "r1lab.rewards.math_check:check_pair"
+_HANDLER = "r1lab.rewards.math_check:handle"
 _DELIMS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 
 
@@ -214,20 +218,61 @@ def verify_math_batch(
 ) -> list[RewardResult]:
     """Shapes: completions (B,) -> (B,); all pool checks of the batch run in parallel.
 
+    ``info["extractor"]`` names the extractor (a chain's stage) that found the answer.
     ``shortcut=False`` sends identical strings to math-verify too; ``cache=False`` bypasses the
     verdict cache (both for tests and audits; training wants the defaults)."""
-    golds, answers, missing = [], [], []
+    out: list[RewardResult | None] = [None] * len(completions)
+    golds: list[str] = [str(c.row.get("answer") or "") for c in completions]
+    answers: list[str | None] = [None] * len(completions)
+    names: list[str | None] = [None] * len(completions)
+    later: dict[int, tuple[str, ...]] = {}  # stages after math_verify, for its misses
+    whole_text: list[int] = []
     for i, c in enumerate(completions):
-        gold = c.row.get("answer")
-        if gold is None or not str(gold).strip():
-            missing.append(i)
-            gold = ""
-        golds.append(str(gold))
-        policy = extractor or c.row.get("extractor") or DEFAULT_EXTRACTOR
-        answers.append(extract(c.text, policy) if i not in missing else None)
-    out = grade_answers(
-        golds, answers, timeout_s, shortcut=shortcut, cache=VERDICTS if cache else None
+        if not golds[i].strip():
+            out[i] = RewardResult(0.0, error="data row has no gold 'answer'")
+            continue
+        stages = stages_of(extractor or c.row.get("extractor") or DEFAULT_EXTRACTOR)
+        if MATH_VERIFY in stages:
+            cut = stages.index(MATH_VERIFY)
+            stages, later[i] = stages[:cut], stages[cut + 1 :]
+        answers[i], names[i] = run_stages(c.text, stages)
+        if answers[i] is None and i in later:
+            whole_text.append(i)
+    _grade_whole_texts(completions, golds, whole_text, timeout_s, out, answers, names, later)
+    todo = [i for i in range(len(completions)) if out[i] is None]
+    graded = grade_answers(
+        [golds[i] for i in todo],
+        [answers[i] for i in todo],
+        timeout_s,
+        shortcut=shortcut,
+        cache=VERDICTS if cache else None,
     )
-    for i in missing:
-        out[i] = RewardResult(0.0, error="data row has no gold 'answer'")
-    return out
+    for i, res in zip(todo, graded):
+        out[i] = res
+    return [
+        replace(r, info={**r.info, "extractor": n}) if n is not None else r
+        for r, n in zip(out, names)  # type: ignore[arg-type]
+    ]
+
+
+def _grade_whole_texts(completions, golds, idx, timeout_s, out, answers, names, later) -> None:
+    """The `math_verify` stage: extract + verify in one pool task per completion (idx).
+
+    Fills ``out`` where math-verify found an answer (or failed); where it found none, the stages
+    after it run here and fill ``answers`` / ``names`` for `grade_answers`."""
+    tasks = [("text", clean_answer(golds[i]), answer_region(completions[i].text)) for i in idx]
+    outcomes = math_pool().run(tasks, timeout_s, affinity=[t[1] for t in tasks])
+    for i, outcome in zip(idx, outcomes):
+        if outcome.ok and outcome.value[2] is None:
+            answers[i], names[i] = run_stages(completions[i].text, later[i])
+            continue
+        names[i] = MATH_VERIFY
+        if outcome.ok:
+            verdict, note, answers[i] = outcome.value
+            info: dict = {"cached": False, "seconds": round(outcome.seconds, 4)}
+            if note is not None:
+                info["reason"] = note
+            out[i] = RewardResult(float(verdict), extracted=answers[i], info=info)
+        else:
+            info = {"timeout": True} if outcome.timed_out else {}
+            out[i] = RewardResult(0.0, error=outcome.error, info=info)

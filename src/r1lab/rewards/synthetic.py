@@ -1,24 +1,34 @@
 """Verifiers for r1lab's synthetic tasks: exact numbers and Countdown equations.
 
 These are exact checks (no symbolic algebra needed): the gold answer of an arithmetic row is an
-integer; a Countdown row is solved by any expression that uses the given numbers each at most once
-(or exactly once, per row) and evaluates to the target.
+integer; a Countdown row is solved by an expression that uses each given number exactly once
+(TinyZero's rule; ``allow_unused=True`` relaxes it to at most once) and evaluates to the target.
+
+Numbers: a comma is a thousands separator only in groups of three after a 1-3 digit head
+(``1,234`` and ``1,234,567.5`` yes; ``1,2`` and ``12,34`` are not numbers).
 """
 
 from __future__ import annotations
 
 import ast
 import operator
+import re
 from collections import Counter
 from fractions import Fraction
 
 from r1lab.rewards.base import VERIFIERS, Completion, RewardResult
-from r1lab.rewards.extract import extract
+from r1lab.rewards.extract import extract_named
+
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
 
 
 def parse_number(text: str) -> Fraction | None:
     """'1,234' / '-3.50' / '7/2' / '\\frac{7}{2}'-free plain numbers -> Fraction, else None."""
-    s = text.strip().strip("$").replace(",", "").rstrip(".")
+    s = text.strip().strip("$").rstrip(".").strip()
+    if "," in s:
+        if not _THOUSANDS.fullmatch(s):
+            return None
+        s = s.replace(",", "")
     if not s:
         return None
     try:
@@ -33,14 +43,15 @@ def parse_number(text: str) -> Fraction | None:
 @VERIFIERS.register("number")
 def verify_number(c: Completion, extractor: str = "answer_or_boxed") -> RewardResult:
     """1.0 iff the extracted answer equals the gold number exactly (1,000 == 1000 == 1000.0)."""
-    got = extract(c.text, extractor)
+    got, name = extract_named(c.text, extractor)
     if got is None:
         return RewardResult(0.0, extracted=None, info={"reason": "no answer found"})
     gold = parse_number(str(c.row["answer"]))
     if gold is None:
         return RewardResult(0.0, error=f"gold answer {c.row['answer']!r} is not a number")
     pred = parse_number(got)
-    return RewardResult(float(pred is not None and pred == gold), extracted=got)
+    ok = pred is not None and pred == gold
+    return RewardResult(float(ok), extracted=got, info={"extractor": name})
 
 
 _OPS = {
@@ -76,10 +87,12 @@ def eval_countdown_expression(expr: str) -> tuple[Fraction, list[int]]:
 
 
 @VERIFIERS.register("countdown")
-def verify_countdown(c: Completion, extractor: str = "answer_or_boxed") -> RewardResult:
-    """1.0 iff the answer is an expression over the row's ``numbers`` (each used at most once)
-    that evaluates to the row's target (``answer``)."""
-    got = extract(c.text, extractor)
+def verify_countdown(
+    c: Completion, extractor: str = "answer_or_boxed", allow_unused: bool = False
+) -> RewardResult:
+    """1.0 iff the answer is an expression over the row's ``numbers`` (each used exactly once,
+    or at most once with ``allow_unused``) that evaluates to the row's target (``answer``)."""
+    got, _ = extract_named(c.text, extractor)
     if got is None:
         return RewardResult(0.0, info={"reason": "no answer found"})
     try:
@@ -89,5 +102,7 @@ def verify_countdown(c: Completion, extractor: str = "answer_or_boxed") -> Rewar
     available = Counter(int(n) for n in c.row["numbers"])
     if Counter(used) - available:
         return RewardResult(0.0, extracted=got, info={"reason": "uses numbers not given"})
+    if not allow_unused and Counter(used) != available:
+        return RewardResult(0.0, extracted=got, info={"reason": "does not use every number"})
     ok = value == Fraction(int(c.row["answer"]))
     return RewardResult(float(ok), extracted=got)
