@@ -44,7 +44,7 @@ CASES = [
     (["rl", "r1_zero_tiny", M, "grpo.mini_batches=0"], "grpo.mini_batches: expected", 0),
     (
         ["rl", "r1_zero_tiny", M, "grpo.old_logprobs=sampler", "grpo.is_correction=tis"],
-        "grpo.is_correction: expected off while grpo.old_logprobs=sampler",
+        "grpo.is_correction: expected off, or grpo.old_logprobs=trainer",
         0,
     ),
     (["rl", "r1_zero_tiny", M, "grpo.steps=0"], "grpo.steps: expected an integer >= 1, got 0", 0),
@@ -229,7 +229,7 @@ CASES = [
     ),
     (
         ["grade", "{d}/some_bad.jsonl", "{d}/out.jsonl"],
-        "{d}/some_bad.jsonl:1: no text field 'prediction'",
+        "{d}/some_bad.jsonl: no line is usable (line 1: no text field 'prediction'",
         0,
     ),
     (["grade", "{d}/latin1.jsonl", "{d}/out.jsonl"], "not UTF-8 text (byte 0xe9", 0),

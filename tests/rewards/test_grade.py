@@ -85,7 +85,7 @@ def test_bad_lines_get_an_error_row_and_the_run_goes_on(tmp_path):
     assert summary.accuracy == pytest.approx(3 / 7)
     assert [p.split(":", 2)[1:] for p in summary.problems] == [
         ["2", " no text field 'answer' (row keys: prediction)"],
-        ["3", " not UTF-8 (byte 16)"],
+        ["3", f" not UTF-8 text (byte 0xff at byte offset {len(lines[0]) + len(lines[1]) + 18})"],
         ["4", " not valid JSON (Expecting value)"],
     ]
     out = read(summary.out_path)
@@ -96,7 +96,9 @@ def test_bad_lines_get_an_error_row_and_the_run_goes_on(tmp_path):
 
 def test_a_file_without_one_usable_line_is_a_data_error(tmp_path):
     write(tmp_path / "in.jsonl", [{"output": "1", "gold": "1"}, {"output": "2"}])
-    with pytest.raises(DataError, match=r"in.jsonl:1: no text field 'prediction'.*no line"):
+    with pytest.raises(
+        DataError, match=r"in.jsonl: no line is usable \(line 1: no text field 'prediction'"
+    ):
         grade_jsonl(tmp_path / "in.jsonl", tmp_path / "out.jsonl")
 
 
@@ -137,7 +139,9 @@ def test_cli_reports_bad_lines_on_stderr_one_line_each(tmp_path, capsys):
     (tmp_path / "in.jsonl").write_bytes(b'{"prediction": "1", "answer": "1"}\n\xff\n')
     assert main(["grade", str(tmp_path / "in.jsonl"), str(tmp_path / "out.jsonl")]) == 0
     captured = capsys.readouterr()
-    assert captured.err.strip() == f"skipped {tmp_path / 'in.jsonl'}:2: not UTF-8 (byte 0)"
+    assert captured.err.strip() == (
+        f"skipped {tmp_path / 'in.jsonl'}:2: not UTF-8 text (byte 0xff at byte offset 35)"
+    )
     assert json.loads(captured.out.strip().splitlines()[-1])["bad_rows"] == 1
 
 

@@ -106,7 +106,7 @@ def _mini_batches_fit_the_groups(g: GRPOConfig) -> tuple[str, str] | None:
 def _tis_needs_trainer_logprobs(g: GRPOConfig) -> tuple[str, str] | None:
     if g.is_correction == "off" or g.old_logprobs == "trainer":
         return None
-    return "is_correction", "off while grpo.old_logprobs=sampler (tis reweights by the trainer's)"
+    return "is_correction", "off, or grpo.old_logprobs=trainer (tis reweights by the trainer's)"
 
 
 @constrained(

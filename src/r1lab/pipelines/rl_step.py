@@ -95,11 +95,6 @@ def check_step_config(cfg: RLConfig) -> None:
     g = cfg.grpo
     if g.is_correction != "off":
         IS_CORRECTIONS.get(g.is_correction)  # unknown names fail with the known ones
-        if g.old_logprobs != "trainer":
-            raise ConfigError(
-                f"grpo.is_correction={g.is_correction} reweights by the trainer's log-probs over "
-                "the sampler's and needs them as old: set grpo.old_logprobs=trainer"
-            )
     groups = g.prompts_per_step // rdist.world_size()  # each rank's share of the groups
     if not (1 <= g.mini_batches <= groups and g.mu >= 1):
         raise ConfigError(

@@ -45,12 +45,16 @@ class GradeSummary:
         return self.correct / self.rows if self.rows else 0.0
 
 
-def read_line(raw: bytes, prediction_field: str, answer_field: str) -> dict:
-    """One input line as a row; raises ValueError with a one-line reason when it is unusable."""
+def read_line(raw: bytes, prediction_field: str, answer_field: str, offset: int = 0) -> dict:
+    """One input line (starting at byte ``offset`` of its file) as a row; raises ValueError with a
+    one-line reason when it is unusable."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 (byte {exc.start})") from None
+        where = offset + exc.start
+        raise ValueError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte offset {where})"
+        ) from None
     try:
         row = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -70,21 +74,26 @@ def read_predictions(
 ) -> list[tuple[int, dict | str]]:
     """``(line number, row or one-line error)`` for every non-blank line of ``path``."""
     out: list[tuple[int, dict | str]] = []
+    offset = 0
     with Path(path).open("rb") as f:
         for n, raw in enumerate(f, 1):
+            start, offset = offset, offset + len(raw)
             if not raw.strip():
                 continue
             try:
-                out.append((n, read_line(raw, prediction_field, answer_field)))
+                out.append((n, read_line(raw, prediction_field, answer_field, start)))
             except ValueError as exc:
                 out.append((n, str(exc)))
     if not out:
         raise DataError(f"{path}: no rows")
     if all(isinstance(r, str) for _, r in out):
-        n, why = out[0]
+        first: dict[str, int] = {}  # each distinct reason, at its first line
+        for n, why in out:
+            first.setdefault(str(why), n)
+        reasons = "; ".join(f"line {n}: {why}" for why, n in list(first.items())[:3])
         raise DataError(
-            f"{path}:{n}: {why}; no line is usable "
-            "(choose the field names with the prediction/answer options)"
+            f"{path}: no line is usable ({reasons}); "
+            "choose the field names with the prediction/answer options"
         )
     return out
 
