@@ -142,7 +142,7 @@ def make_backend(cfg: EvalRunConfig):
         )
         return build_generator(endpoint=endpoint, mode=cfg.endpoint_mode), None
     if not cfg.model:
-        raise ConfigError("say what to evaluate: model=DIR|hub-id|fetch:NAME or endpoint=URL")
+        raise ConfigError("nothing to evaluate: give model=DIR|HUB_ID|fetch:NAME or endpoint=URL")
     from r1lab.models.hf_load import load_causal_lm
 
     model, tokenizer = load_causal_lm(cfg.model, dtype=cfg.dtype, device=cfg.device)
