@@ -66,3 +66,27 @@ def test_import_r1lab_is_light():
 def test_files_stay_small():
     big = [(f, n) for f in SRC.rglob("*.py") if (n := len(f.read_text().splitlines())) > 500]
     assert not big, big
+
+
+def test_only_the_generator_factory_constructs_a_generator():
+    """Every `Generator` class of engines/ (a class with a ``generate`` method, but the protocol)
+    is constructed in engines/generators.py only: each stage gets its generator from
+    `build_generator`."""
+    engines = [ast.parse(f.read_text()) for f in files("engines")]
+    classes = {
+        c.name
+        for tree in engines
+        for c in ast.walk(tree)
+        if isinstance(c, ast.ClassDef)
+        and any(isinstance(m, ast.FunctionDef) and m.name == "generate" for m in c.body)
+    } - {"Generator"}  # the protocol (engines/base.py); torch.Generator shares its name
+    assert {"HFGenerator", "VLLMGenerator", "OpenAICompatGenerator"} <= classes
+    builders = set()
+    for f in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Call):
+                fn = node.func
+                name = fn.id if isinstance(fn, ast.Name) else getattr(fn, "attr", None)
+                if name in classes:
+                    builders.add(f.relative_to(SRC).as_posix())
+    assert builders == {"engines/generators.py"}

@@ -1,5 +1,7 @@
-"""The `Generator` contract, one suite run on every rollout engine: HF always, vLLM where the
-[vllm] extra and a CUDA GPU exist (skipped with the reason otherwise).
+"""The `Generator` contract, one suite run on every local rollout engine the factory
+(`engines.generators.GENERATORS`) builds: HF always, vLLM where the [vllm] extra and a CUDA GPU
+exist (skipped with the reason otherwise). The endpoint engine returns no token ids; its own
+suite is test_openai_compat.py.
 
 Contract: ``len(prompts) * n`` rollouts in prompt-major order; per rollout as many log-probs as
 completion tokens, each <= 0 and equal (up to the engine's numerics) to the trainer's
@@ -20,15 +22,19 @@ import torch
 
 from r1lab.cli import main
 from r1lab.engines.base import Generator
+from r1lab.engines.generators import GENERATORS, build_generator
 from r1lab.engines.hf import HFGenerator, completion_logprobs
 from r1lab.engines.vllm import VLLMGenerator, vllm_unavailable_reason
 from r1lab.errors import R1LabError
+from r1lab.pipelines.rl_config import RolloutConfig
 from r1lab.types import SamplingParams
 
 PROMPTS = ["Compute 3 + 4", "Using the numbers 2, 5, make 10. Assistant:"]
 SKIP_VLLM = "vLLM generator needs the [vllm] extra and a CUDA GPU; none here"
 # how close each engine's sampler log-probs are to the trainer's (vLLM: other kernels)
 LOGP_ATOL = {"hf": 1e-4, "vllm": 1e-2}
+LOCAL_ENGINES = [name for name in GENERATORS.names() if name != "endpoint"]
+ENGINE_CLASS = {"hf": HFGenerator, "vllm": VLLMGenerator}
 
 
 @pytest.fixture(scope="module")
@@ -40,25 +46,31 @@ def policy(tiny_tokenizer):
     return build_model("1m", tiny_tokenizer, seed=0).eval()
 
 
-@pytest.fixture(scope="module", params=["hf", "vllm"])
+@pytest.fixture(scope="module", params=LOCAL_ENGINES)
 def engine(request, policy, tiny_tokenizer, tmp_path_factory):
-    if request.param == "hf":
-        yield "hf", HFGenerator(policy, tiny_tokenizer, batch_size=3)
-        return
-    if vllm_unavailable_reason() is not None:
+    """The generator `build_generator` makes for ``rollout.engine`` = each registered name."""
+    name = request.param
+    if name == "vllm" and vllm_unavailable_reason() is not None:
         pytest.skip(SKIP_VLLM)
-    gen = VLLMGenerator(
-        policy,
-        tiny_tokenizer,
-        policy.state_dict(),
-        workdir=tmp_path_factory.mktemp("vllm_engine"),
-        gpu_memory_utilization=0.2,
-        max_model_len=256,
-        enforce_eager=True,
+    rollout = RolloutConfig(
+        engine=name, gpu_memory_utilization=0.2, max_model_len=256, enforce_eager=True
     )
-    yield "vllm", gen
-    del gen.llm
-    gc.collect()
+    gen = build_generator(
+        rollout,
+        model=policy,
+        tokenizer=tiny_tokenizer,
+        batch_size=3,
+        workdir=tmp_path_factory.mktemp("vllm_engine"),
+    )
+    assert type(gen) is ENGINE_CLASS[name]
+    yield name, gen
+    if name == "vllm":
+        del gen.llm
+        gc.collect()
+
+
+def test_the_suite_covers_every_local_engine_of_the_factory():
+    assert sorted(ENGINE_CLASS) == LOCAL_ENGINES == ["hf", "vllm"]
 
 
 def trainer_logprobs(model, out, pad_id, temperature):
@@ -157,19 +169,20 @@ def test_vllm_sleeps_and_follows_the_policy_after_sync(engine, policy):
 
 
 @pytest.mark.skipif(vllm_unavailable_reason() is None, reason="vLLM and a GPU are here")
-def test_selecting_vllm_without_it_fails_with_one_line(tmp_path, policy, tiny_tokenizer, capsys):
+@pytest.mark.parametrize(
+    "argv",
+    [["rl", "r1_zero_tiny"], ["sample", "model.path=no/such/checkpoint"]],
+    ids=["rl", "sample"],
+)
+def test_selecting_vllm_without_it_fails_with_one_line(
+    argv, tmp_path, policy, tiny_tokenizer, capsys
+):
     with pytest.raises(R1LabError, match="vLLM generator needs the \\[vllm\\] extra and a CUDA"):
-        VLLMGenerator(policy, tiny_tokenizer, {}, workdir=tmp_path / "engine")
-    code = main(
-        [
-            "rl",
-            "r1_zero_tiny",
-            "rollout.engine=vllm",
-            f"output_dir={tmp_path}",
-            "run_name=v",
-            "progress=false",
-        ]
-    )
+        build_generator(
+            RolloutConfig(engine="vllm"), model=policy, tokenizer=tiny_tokenizer, workdir=tmp_path
+        )
+    argv = [*argv, "rollout.engine=vllm", f"output_dir={tmp_path}", "run_name=v", "progress=false"]
+    code = main(argv)
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err.count("\n") == 0 and err.startswith("r1lab: error: rollout.engine=vllm: vLLM")

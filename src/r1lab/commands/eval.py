@@ -21,13 +21,9 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from r1lab.config import load_config
-    from r1lab.errors import ConfigError
     from r1lab.eval.run import EvalRunConfig, run_eval
 
     recipe, overrides = split_recipe(args)
-    cfg = load_config(EvalRunConfig, recipe, overrides)
-    if not cfg.model and not cfg.endpoint:
-        raise ConfigError("say what to evaluate: model=DIR|hub-id|fetch:NAME or endpoint=URL")
-    out = run_eval(cfg)
+    out = run_eval(load_config(EvalRunConfig, recipe, overrides))
     print(f"report: {out['report_md']} ({out['report_json']})")
     return 0

@@ -87,27 +87,14 @@ class VLLMGenerator:
     """`Generator` on a colocated vLLM engine whose weights follow the policy's.
 
     ``weights`` are the policy's tensors under the plain Hugging Face names (``model.state_dict()``,
-    or `models.lora.merged_state_dict` for a LoRA policy). ``workdir`` receives the config and
-    tokenizer the engine starts from.
+    or `models.lora.merged_state_dict` for a LoRA policy); ``rollout`` is a recipe's ``rollout``
+    section (`pipelines.rl_config.RolloutConfig`: memory share, context length, eager mode, sleep
+    level, dtype). ``workdir`` receives the config and tokenizer the engine starts from.
+    Built by `engines.generators.build_generator`.
     """
 
-    def __init__(
-        self,
-        model,
-        tokenizer,
-        weights: Mapping[str, torch.Tensor],
-        *,
-        workdir: Path,
-        gpu_memory_utilization: float = 0.3,
-        max_model_len: int = 0,
-        enforce_eager: bool = False,
-        sleep_level: int = 1,
-        dtype: str = "auto",
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, model, tokenizer, weights, rollout, *, workdir: Path, seed: int = 0):
         require_vllm()
-        if sleep_level not in (1, 2):
-            raise R1LabError(f"rollout.sleep_level must be 1 or 2, got {sleep_level}")
         # engine core in this process: `apply_model` then runs our weight-loading closure
         # directly, with no (insecure) serialisation of callables or copies of GPU tensors
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
@@ -116,7 +103,7 @@ class VLLMGenerator:
         self.tokenizer = tokenizer
         self.eos_ids = eos_ids_of(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.sleep_level = sleep_level
+        self.sleep_level = rollout.sleep_level  # 1 or 2 (checked when the config loads)
         self.asleep = False
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -124,39 +111,22 @@ class VLLMGenerator:
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.save_pretrained(workdir)
         tokenizer.save_pretrained(workdir)
-        if dtype == "auto":
-            dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        policy_dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         kwargs = {
             "model": str(workdir),
             "tokenizer": str(workdir),
             "load_format": "dummy",
-            "dtype": dtype,
+            "dtype": policy_dtype if rollout.dtype == "auto" else rollout.dtype,
             "seed": seed,
-            "gpu_memory_utilization": gpu_memory_utilization,
-            "enforce_eager": enforce_eager,
+            "gpu_memory_utilization": rollout.gpu_memory_utilization,
+            "enforce_eager": rollout.enforce_eager,
             "enable_sleep_mode": True,
             "logprobs_mode": "processed_logprobs",
         }
-        if max_model_len:
-            kwargs["max_model_len"] = max_model_len
+        if rollout.max_model_len:
+            kwargs["max_model_len"] = rollout.max_model_len
         self.llm = LLM(**kwargs)
         self._load(weights)
-
-    @classmethod
-    def from_settings(cls, model, tokenizer, weights, rollout, *, workdir: Path, seed: int):
-        """From a recipe's ``rollout`` section (`pipelines.rl_config.RolloutConfig`)."""
-        return cls(
-            model,
-            tokenizer,
-            weights,
-            workdir=workdir,
-            gpu_memory_utilization=rollout.gpu_memory_utilization,
-            max_model_len=rollout.max_model_len,
-            enforce_eager=rollout.enforce_eager,
-            sleep_level=rollout.sleep_level,
-            dtype=rollout.dtype,
-            seed=seed,
-        )
 
     def generate(self, prompts: Sequence[str], n: int, sampling: SamplingParams) -> list[Rollout]:
         if self.asleep:

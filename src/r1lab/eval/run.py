@@ -3,8 +3,8 @@
 The run directory holds, per benchmark (or custom source) ``<name>``: ``samples_<name>.jsonl``
 (one row per sample, resumable), ``lengths_<name>.png`` (response-length histogram); and once:
 ``config.yaml``, ``report.json`` / ``report.md`` (protocol metrics and trace analytics side by
-side). The backend is a local model (`HFGenerator` over any HF causal LM or model spec) or any
-OpenAI-compatible endpoint (`OpenAICompatGenerator`).
+side). The backend is a local model (any HF causal LM or model spec) or any OpenAI-compatible
+endpoint; `engines.generators.build_generator` builds its generator.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from r1lab.config import (
     save_config,
     within,
 )
+from r1lab.engines.generators import EndpointConfig, build_generator
 from r1lab.errors import ConfigError
 from r1lab.eval.analytics import trace_stats
 from r1lab.eval.benchmarks import (
@@ -131,25 +132,21 @@ def make_backend(cfg: EvalRunConfig):
     if cfg.endpoint:
         if not (cfg.endpoint_model or cfg.model):
             raise ConfigError("an endpoint needs endpoint_model (the name the server serves)")
-        from r1lab.engines.openai_compat import OpenAICompatGenerator
-
-        gen = OpenAICompatGenerator(
+        endpoint = EndpointConfig(
             cfg.endpoint,
             cfg.endpoint_model or cfg.model,
-            api_key=os.environ.get(cfg.api_key_env) or None,
+            api_key_env=cfg.api_key_env if os.environ.get(cfg.api_key_env) else "",  # optional
             concurrency=cfg.concurrency,
             timeout_s=cfg.timeout_s,
             max_retries=cfg.max_retries,
-            mode=cfg.endpoint_mode,  # type: ignore[arg-type]
         )
-        return gen, None
+        return build_generator(endpoint=endpoint, mode=cfg.endpoint_mode), None
     if not cfg.model:
-        raise ConfigError("nothing to evaluate with: give model (local) or endpoint (server URL)")
-    from r1lab.engines.hf import HFGenerator
+        raise ConfigError("nothing to evaluate: give model=DIR|HUB_ID|fetch:NAME or endpoint=URL")
     from r1lab.models.hf_load import load_causal_lm
 
     model, tokenizer = load_causal_lm(cfg.model, dtype=cfg.dtype, device=cfg.device)
-    return HFGenerator(model, tokenizer, batch_size=cfg.batch_size), tokenizer
+    return build_generator(model=model, tokenizer=tokenizer, batch_size=cfg.batch_size), tokenizer
 
 
 def run_eval(cfg: EvalRunConfig, *, generator=None, tokenizer=None, log=print) -> dict[str, Any]:

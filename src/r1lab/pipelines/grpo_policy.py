@@ -20,9 +20,9 @@ from typing import Any
 import torch
 
 from r1lab.engines.fsdp import DistributedLearner, training_model
-from r1lab.engines.hf import HFGenerator
+from r1lab.engines.generators import build_generator
 from r1lab.engines.hf_learner import HFLearner
-from r1lab.engines.vllm import VLLMGenerator, colocated_device
+from r1lab.engines.vllm import colocated_device
 from r1lab.models.lora import (
     AdapterDisabledReference,
     apply_lora,
@@ -47,7 +47,7 @@ class Policy:
     model: Any  # the trained module the engines sample from (LoRA: adapters injected)
     tokenizer: Any
     ref: Any  # None without a KL (grpo.beta == 0 and no KL in the reward)
-    generator: Any  # HFGenerator | VLLMGenerator
+    generator: Any  # from engines/generators.py: HFGenerator | VLLMGenerator
     learner: DistributedLearner
     sched: Any
     lora_model: Any = None  # the PeftModel when lora.enabled
@@ -96,17 +96,15 @@ def build_policy(cfg: RLConfig, model, tokenizer, run_dir: Path) -> Policy:
             else copy.deepcopy(model).eval().requires_grad_(False)
         )
     policy = Policy(model, tokenizer, ref, None, None, None, lora_model, colocated)
-    if colocated:
-        policy.generator = VLLMGenerator.from_settings(
-            model,
-            tokenizer,
-            policy.weights(),
-            cfg.rollout,
-            workdir=run_dir / "vllm_engine",
-            seed=cfg.seed,
-        )
-    else:
-        policy.generator = HFGenerator(model, tokenizer, batch_size=cfg.sampling.batch_size)
+    policy.generator = build_generator(
+        cfg.rollout,
+        model=model,
+        tokenizer=tokenizer,
+        batch_size=cfg.sampling.batch_size,
+        weights=policy.weights() if colocated else None,
+        workdir=run_dir / "vllm_engine",
+        seed=cfg.seed,
+    )
     train_model = training_model(model, fsdp=cfg.dist.fsdp)  # `model` itself in one process
     opt, policy.sched = make_optimizer(train_model, g)
     learner = HFLearner(

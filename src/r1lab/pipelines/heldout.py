@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from r1lab.engines.hf import HFGenerator
+from r1lab.engines.generators import build_generator
 from r1lab.eval.runner import evaluate
 from r1lab.pipelines.common import prompts_for
 from r1lab.pipelines.rl_config import RLConfig
@@ -24,7 +24,7 @@ def eval_sampling(cfg: RLConfig, seed: int) -> SamplingParams:
 
 
 def evaluate_model(cfg: RLConfig, model, tokenizer, examples, out_path: Path, seed: int):
-    gen = HFGenerator(model, tokenizer, batch_size=cfg.sampling.batch_size)
+    gen = build_generator(model=model, tokenizer=tokenizer, batch_size=cfg.sampling.batch_size)
     return evaluate(
         gen,
         examples,

@@ -131,7 +131,7 @@ def evaluate_checkpoint(
     """Held-out pass@1 / cons@k (R1 protocol, `r1lab.eval`) of a checkpoint, loaded on
     ``device`` (``auto``: the GPU when one is visible) in ``dtype``; resumable."""
     from r1lab.engines.device import resolve_device
-    from r1lab.engines.hf import HFGenerator
+    from r1lab.engines.generators import build_generator
     from r1lab.eval.runner import evaluate
     from r1lab.models.hf_load import load_causal_lm
     from r1lab.pipelines.common import prompts_for
@@ -145,7 +145,7 @@ def evaluate_checkpoint(
         seed=seed,
     )
     result = evaluate(
-        HFGenerator(model, tokenizer, batch_size=batch_size),
+        build_generator(model=model, tokenizer=tokenizer, batch_size=batch_size),
         list(examples),
         prompts=prompts_for(list(examples), template, tokenizer),
         k=ecfg.k,

@@ -2,13 +2,13 @@
 dedupe -> cap per prompt -> an SFT-ready dataset with provenance on every row.
 
 The loop, in reading order: prompts are cut into fixed chunks; chunk c is sampled with seed
-``seed * 1_000_003 + c`` (from a checkpoint with `HFGenerator`, or from a teacher behind an
-OpenAI-compatible endpoint), graded with the reward spec (`score_completions`), and each sample
-goes through: correct? (``keep_component`` >= ``min_score``, no error) -> `data.filters` in order
--> duplicate of a kept sample of the same question? -> per-prompt cap. Kept rows are committed
-chunk by chunk to `rs_store.RSStore`, so a run killed at any moment and started again ends with
-exactly the dataset of an uninterrupted run (with a seeded local generator; an endpoint that
-ignores seeds still loses and duplicates nothing).
+``seed * 1_000_003 + c`` (from a checkpoint on ``rollout.engine`` hf | vllm, or from a teacher
+behind an OpenAI-compatible endpoint: `engines.generators`), graded with the reward spec
+(`score_completions`), and each sample goes through: correct? (``keep_component`` >=
+``min_score``, no error) -> `data.filters` in order -> duplicate of a kept sample of the same
+question? -> per-prompt cap. Kept rows are committed chunk by chunk to `rs_store.RSStore`, so a
+run killed at any moment and started again ends with exactly the dataset of an uninterrupted run
+(with a seeded local generator; an endpoint that ignores seeds still loses and duplicates nothing).
 
 Each row: ``id, question, answer, verifier, task, meta`` (JSON of the task fields), ``prompt``
 (the rendered prompt), ``completion``, ``messages`` (chat template only) and ``provenance``
@@ -32,9 +32,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from r1lab.config import save_config, to_dict
+from r1lab.config import save_config, to_dict, validate
 from r1lab.data.filters import Candidate, check_filters, first_failure
 from r1lab.data.readable import reasoning_and_summary
+from r1lab.engines.generators import build_generator
+from r1lab.engines.vllm import require_vllm
 from r1lab.errors import ConfigError
 from r1lab.pipelines.common import make_run_dir, prompts_for, seed_everything, task_examples
 from r1lab.pipelines.rs_config import RSConfig
@@ -257,13 +259,14 @@ def top_rejection(rejections: dict[str, int]) -> str:
 
 
 def check_config(cfg: RSConfig) -> None:
-    """Config errors that need no data: reward spec, filters, keep component, sizes."""
+    """Config errors that need no data: reward spec, filters, keep component, sizes, engine."""
     check_spec(cfg.rewards)
     check_filters(cfg.filters)
     if cfg.keep_component not in [c.name for c in cfg.rewards]:
         raise ConfigError(f"keep_component {cfg.keep_component!r} is not in the reward spec")
-    if cfg.k < 1 or cfg.prompts_per_chunk < 1:
-        raise ConfigError("k and prompts_per_chunk must be >= 1")
+    validate(cfg)  # the load-time checks, for a config built in code (R1, distillation)
+    if cfg.rollout.engine == "vllm" and not cfg.teacher.base_url:
+        require_vllm()  # no vLLM or no GPU: one line, before any model is loaded
 
 
 def checkpoint_step(path: str) -> int | None:
@@ -282,22 +285,14 @@ def checkpoint_step(path: str) -> int | None:
     return None
 
 
-def make_generator(cfg: RSConfig, model=None, tokenizer=None, log=print):
-    """(generator, tokenizer or None, provenance) for the configured sampler."""
+def make_generator(cfg: RSConfig, model=None, tokenizer=None, log=print, run_dir=None):
+    """(generator, tokenizer or None, provenance) for the configured sampler (vllm: its engine's
+    files go to RUN/vllm_engine)."""
     if cfg.teacher.base_url:
-        from r1lab.pipelines.rs_teacher import endpoint_generator
-
-        gen = endpoint_generator(cfg.teacher, cfg.data.template)
-        return (
-            gen,
-            None,
-            {
-                "model": cfg.teacher.model,
-                "endpoint": cfg.teacher.base_url,
-                "checkpoint_step": cfg.checkpoint_step,
-            },
-        )
-    from r1lab.engines.hf import HFGenerator
+        mode = "chat" if cfg.data.template == "chat" else "completions"
+        gen = build_generator(cfg.rollout, endpoint=cfg.teacher, mode=mode)
+        prov = {"model": cfg.teacher.model, "endpoint": cfg.teacher.base_url}
+        return gen, None, {**prov, "checkpoint_step": cfg.checkpoint_step}
     from r1lab.pipelines.common import load_model
 
     if model is None:
@@ -309,7 +304,14 @@ def make_generator(cfg: RSConfig, model=None, tokenizer=None, log=print):
             log=log,
         )
     step = cfg.checkpoint_step if cfg.checkpoint_step >= 0 else checkpoint_step(cfg.model.path)
-    gen = HFGenerator(model, tokenizer, batch_size=cfg.sampling.batch_size)
+    gen = build_generator(
+        cfg.rollout,
+        model=model,
+        tokenizer=tokenizer,
+        batch_size=cfg.sampling.batch_size,
+        workdir=Path(run_dir or cfg.output_dir) / "vllm_engine",
+        seed=cfg.seed,
+    )
     return gen, tokenizer, {"model": cfg.model.path, "checkpoint_step": step}
 
 
@@ -339,7 +341,7 @@ def run(
     examples = examples[: cfg.n_prompts] if cfg.n_prompts else examples
     run_dir = run_dir or make_run_dir(cfg.output_dir, cfg.run_name, "sample", cfg)
     if generator is None:
-        generator, tokenizer, provenance = make_generator(cfg, model, tokenizer, log)
+        generator, tokenizer, provenance = make_generator(cfg, model, tokenizer, log, run_dir)
     else:
         provenance = {"model": type(generator).__name__, "checkpoint_step": cfg.checkpoint_step}
     if tokenizer is None and cfg.data.template == "chat":  # the endpoint applies its template

@@ -1,7 +1,8 @@
 """Typed config of rejection sampling (R1 stage 3 data, distillation data). Defaults live here.
 
-Samples come from ``model.path`` (a checkpoint directory or ``tiny``) unless ``teacher.base_url``
-names an OpenAI-compatible endpoint. Prompts come from ``data`` (synthetic tasks or a file).
+Samples come from ``model.path`` (a checkpoint directory or ``tiny``) on the ``rollout.engine``
+(hf | vllm), unless ``teacher.base_url`` names an OpenAI-compatible endpoint (`EndpointConfig` of
+engines/generators.py). Prompts come from ``data`` (synthetic tasks or a file).
 """
 
 from __future__ import annotations
@@ -9,41 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from r1lab.config import above, at_least, constrained, count, within
+from r1lab.config import constrained, count
 from r1lab.data.filters import FilterSpec, default_filters
+from r1lab.engines.generators import EndpointConfig as TeacherConfig
 from r1lab.pipelines.pretrain import PretrainConfig
-from r1lab.pipelines.rl_config import DataConfig, ModelConfig
+from r1lab.pipelines.rl_config import DataConfig, ModelConfig, RolloutConfig, SamplingConfig
 from r1lab.rewards.combine import RewardComponent
 
 
-@constrained(timeout_s=above(0), max_retries=count(0), backoff_s=at_least(0), concurrency=count())
 @dataclass(frozen=True)
-class TeacherConfig:
-    base_url: str = ""  # e.g. http://127.0.0.1:8000/v1 ; empty = sample from model.path
-    model: str = ""  # the endpoint's model name
-    api_key_env: str = ""  # name of the environment variable holding the API key, if any
-    system_prompt: str = ""  # chat template only; R1 recommends none
-    timeout_s: float = 120.0
-    max_retries: int = 3
-    backoff_s: float = 1.0
-    concurrency: int = 4
-
-
-@constrained(
-    temperature=above(0),
-    top_p=within(0, 1, low_open=True),
-    top_k=count(0),
-    max_new_tokens=count(),
-    batch_size=count(),
-)
-@dataclass(frozen=True)
-class RSSamplingConfig:
+class RSSamplingConfig(SamplingConfig):
     temperature: float = 0.7
     top_p: float = 0.95
-    top_k: int = 0
     max_new_tokens: int = 128
     stop: tuple[str, ...] = ()
-    batch_size: int = 128  # rows per generation batch of the HF generator
 
 
 @dataclass(frozen=True)
@@ -74,7 +54,8 @@ class RSConfig:
     progress: bool = True
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
-    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)  # base_url set: sample it
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)  # else model.path with this
     data: DataConfig = field(default_factory=DataConfig)
     split: Literal["train", "test"] = "train"
     n_prompts: int = 0  # 0 = every prompt of the split
