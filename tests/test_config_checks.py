@@ -56,7 +56,7 @@ def test_every_config_section_declares_checks_or_has_nothing_to_check():
         _classes(cls, seen)
     # sections with no int/float field beyond seeds, or checked in __post_init__ (doctor)
     exempt = {"ReadableFormat", "ReasoningTags", "LoggingConfig", "FilterSpec", "CorpusMix"}
-    exempt |= {"RewardComponent", "DoctorConfig", "RLStageConfig", "StudentSection"}
+    exempt |= {"RewardComponent", "DoctorConfig", "DistillArmConfig", "StudentSection"}
     exempt |= {"TeacherModelConfig", "TeacherSection"}  # inherit ModelConfig's / nothing numeric
     missing = [
         c.__name__ for c in seen if c.__name__ not in exempt and not hasattr(c, "__config_checks__")
@@ -158,3 +158,21 @@ def test_device_check_follows_the_machines_gpus(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     assert "no CUDA GPU" in device_problem("cuda:0")
     assert device_problem("cpu") is None and device_problem("auto") is None
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("extractor=boxd", "extractor: expected a registered answer extractor (|answer_or_boxed, "),
+        ("verifier=mat", "verifier: expected a registered verifier (|countdown, "),
+        ("benchmarks=[gsm8k, aime]", "each a registered benchmark (|gsm8k, "),
+        ("format_reward=fmt", "format_reward: expected a registered reward (|format_r1, "),
+    ],
+)
+def test_eval_names_are_checked_at_load_with_the_known_ones(override, message):
+    from r1lab.eval.run import EvalRunConfig
+
+    load_config(EvalRunConfig, None, ["benchmarks=[gsm8k]", "extractor=boxed", "verifier=math"])
+    with pytest.raises(ConfigError) as err:
+        load_config(EvalRunConfig, None, [override])
+    assert all(part in str(err.value) for part in message.split("|"))  # then a known name

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import math
 import types
 import typing
@@ -352,6 +353,30 @@ def registered(registry: Any, *, extra: Sequence[str] = ()) -> Check:
         return f"a registered {registry.kind} ({', '.join([*extra, *registry.names()])})"
 
     return check
+
+
+def keyword_params(fn: Callable[..., Any]) -> set[str] | None:
+    """The keyword parameters a registered function takes (its batch form's, ``fn.batch``, when
+    it has one), beyond the data it is given (``c``, ``completions``, ``ctx``); None when it
+    takes any (``**params``)."""
+    ps = inspect.signature(getattr(fn, "batch", fn)).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in ps):
+        return None
+    return {p.name for p in ps if p.kind is not p.VAR_POSITIONAL} - {"c", "completions", "ctx"}
+
+
+def takes_params(registry: Any) -> Rule:
+    """A rule for a ``(name, params)`` section: each of ``params`` is a keyword parameter that the
+    registered function takes (`keyword_params`)."""
+
+    def rule(cfg: Any) -> tuple[str, str] | None:
+        takes = keyword_params(registry.get(cfg.name))  # the name's own check ran first
+        unknown = sorted(set(cfg.params) - takes) if takes is not None else []
+        known = ", ".join(sorted(takes or ())) or "none"
+        what = f"params the {registry.kind} {cfg.name!r} takes ({known}; not {unknown})"
+        return ("params", what) if unknown else None
+
+    return rule
 
 
 def existing_file(*, allow_hf: bool = True) -> Check:

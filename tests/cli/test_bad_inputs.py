@@ -243,11 +243,19 @@ CASES = [
         0,
     ),
     # --- distill --------------------------------------------------------------------------------
-    (["distill", f"student.path={NO_MODEL}", "sft.lr=-1"], "sft.lr: expected a number > 0", 0),
+    (
+        ["distill", f"student.path={NO_MODEL}", "sft.train.lr=-1"],
+        "sft.train.lr: expected a number > 0",
+        0,
+    ),
     (["distill", "sample.k=0", "--no-progress"], "sample.k: expected an integer >= 1, got 0", 0),
     (
-        ["distill", "endpoint.base_url=http://127.0.0.1:9/v1", "endpoint.concurrency=0"],
-        "endpoint.concurrency: expected an integer >= 1",
+        [
+            "distill",
+            "sample.teacher.base_url=http://127.0.0.1:9/v1",
+            "sample.teacher.concurrency=0",
+        ],
+        "sample.teacher.concurrency: expected an integer >= 1",
         0,
     ),
     # --- sandbox run ----------------------------------------------------------------------------

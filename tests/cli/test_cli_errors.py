@@ -15,7 +15,10 @@ from r1lab.cli import main
         (["rl", "r1_zero_tiny", "grpo.steps=abc"], "grpo.steps: expected an integer"),
         (["rl", "missing_recipe.yaml"], "recipe file not found"),
         (["rl", "r1_zero_tiny", "model.path=/no/such/model"], "/no/such/model"),
-        (["rl", "r1_zero_tiny", "rewards=[{name: nosuch}]"], "unknown reward 'nosuch'"),
+        (
+            ["rl", "r1_zero_tiny", "rewards=[{name: nosuch}]"],
+            "rewards[0].name: expected a registered reward (",
+        ),
     ],
 )
 def test_one_line_errors(argv, needle, capsys):

@@ -44,7 +44,7 @@ def recipe(models, out) -> dict:
             "prompts_per_chunk": 3,
             "sampling": {"max_new_tokens": 8},
         },
-        "sft": {"epochs": 1, "max_steps": 2, "batch_tokens": 256},
+        "sft": {"train": {"epochs": 1, "max_steps": 2, "batch_tokens": 256}},
         "eval": {"k": 2, "max_new_tokens": 8},
     }
 

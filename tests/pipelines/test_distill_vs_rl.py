@@ -19,6 +19,7 @@ from r1lab.pipelines.distill_vs_rl_config import DistillVsRLConfig
 
 GRPO = {"steps": 2, "prompts_per_step": 2, "group_size": 2, "mini_batches": 2, "beta": 0.0}
 ARMS = ("(a) distilled student", "(b) RL student")
+SAMPLING = {"max_new_tokens": 8, "batch_size": 32}
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +39,9 @@ def recipe(bases, out) -> dict:
         "run_name": "t6",
         "progress": False,
         "threads": 1,
-        "teacher": {"base": bases["teacher"], "grpo": GRPO},
+        "teacher": {"base": bases["teacher"], "rl": {"grpo": GRPO, "sampling": SAMPLING}},
         "student": {"base": bases["student"]},
         "data": {"n_train": 8, "n_test": 3},
-        "sampling": {"max_new_tokens": 8, "batch_size": 32},
         # a random teacher is never right: keep every sample so arm (a) has traces to train on
         "distill": {
             "sample": {
@@ -52,9 +52,9 @@ def recipe(bases, out) -> dict:
                 "prompts_per_chunk": 2,
                 "sampling": {"max_new_tokens": 8},
             },
-            "sft": {"epochs": 1, "batch_tokens": 64},
+            "sft": {"train": {"epochs": 1, "batch_tokens": 64}},
         },
-        "rl": {"grpo": GRPO},
+        "rl": {"grpo": GRPO, "sampling": SAMPLING},
         "eval": {"k": 2, "max_new_tokens": 8},
     }
 
@@ -102,7 +102,8 @@ def test_given_teacher_skips_teacher_rl_and_cli_runs(bases, tmp_path):
     torch.set_num_threads(1)
     rec = recipe(bases, tmp_path)
     rec["teacher"] = {"path": bases["teacher"]}
-    rec["rl"] = {"grpo": {**GRPO, "steps": 1}, "budget": "none"}
+    rec["rl"]["grpo"] = {**GRPO, "steps": 1}
+    rec["rl_budget"] = "none"
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(rec))
     assert main(["distill-vs-rl", str(path), "--no-progress"]) == 0
@@ -117,7 +118,7 @@ def test_given_teacher_skips_teacher_rl_and_cli_runs(bases, tmp_path):
 def test_bundled_recipe_loads():
     cfg = load_config(DistillVsRLConfig, "distill_vs_rl_tiny")
     assert cfg.student.pretrain.size == "300k" and cfg.teacher.pretrain.size == "1m"
-    assert cfg.teacher.path == "" and cfg.rl.budget == "sequences" and cfg.threads == 2
+    assert cfg.teacher.path == "" and cfg.rl_budget == "sequences" and cfg.threads == 2
     assert cfg.data.template == "r1_zero" and cfg.distill.sample.sampling.stop == ("</answer>",)
 
 
@@ -127,7 +128,7 @@ def test_over_seeds_each_seed_is_a_full_run_and_a_half_finished_seed_resumes(bas
 
     torch.set_num_threads(1)
     rec = recipe(bases, tmp_path)
-    rec["teacher"]["grpo"] = {**GRPO, "steps": 1}
+    rec["teacher"]["rl"]["grpo"] = {**GRPO, "steps": 1}
     cfg = from_dict(DistillVsRLConfig, rec)
     res = run_seeds_distill_vs_rl(cfg, [0, 1], log=lambda *_: None)
     root = tmp_path / "t6-seeds"

@@ -18,7 +18,8 @@ from r1lab.pipelines.r1_config import R1Config
 from r1lab.rewards.combine import RewardComponent
 from r1lab.utils.jsonl import read_jsonl
 
-SFT = {"epochs": 1, "max_steps": 2, "batch_tokens": 512}
+SFT = {"train": {"epochs": 1, "max_steps": 2, "batch_tokens": 512}, "data": {"max_len": 160}}
+SAMPLING = {"max_new_tokens": 8, "batch_size": 32}
 GRPO = {"steps": 1, "prompts_per_step": 2, "group_size": 2, "mini_batches": 2, "beta": 0.0}
 
 
@@ -30,16 +31,14 @@ def recipe(model_dir, out_dir) -> dict:
         "threads": 1,
         "model": {"path": str(model_dir)},
         "data": {"n_train": 16, "n_test": 4},
-        "sampling": {"max_new_tokens": 8, "batch_size": 32},
         "cold_start": {
             "n_seed": 6,
-            "r1_zero_prompts": 4,
-            "r1_zero_k": 2,
+            "r1_zero": {"n_prompts": 4, "k": 2, "sampling": {"max_new_tokens": 8}},
             "sft": SFT,
-            "r1_zero_sampling": {"max_new_tokens": 8},
         },
         "reasoning_rl": {
             "grpo": GRPO,
+            "sampling": SAMPLING,
             "rewards": [{"name": "accuracy"}, {"name": "format_r1", "weight": 0.5}],
         },
         # a random model is never right: keep every sample so stage 3 has data to move
@@ -53,10 +52,12 @@ def recipe(model_dir, out_dir) -> dict:
         },
         "general": {"n": 8, "eval_n": 3, "ratio": 0.25, "rl_share": 0.2},
         "sft": SFT,
-        "all_rl": {"grpo": GRPO},  # automatic spec: rules on reasoning rows, the RM on general
+        "all_rl": {
+            "grpo": GRPO,
+            "sampling": SAMPLING,
+        },  # automatic spec: rules on reasoning rows, the RM on general
         "reward_model": {"train": {"steps": 3, "n_pairs": 40, "n_eval": 8, "batch_size": 4}},
         "eval": {"k": 2, "max_new_tokens": 8},
-        "sft_max_len": 160,
     }
 
 
@@ -190,12 +191,12 @@ def test_bundled_recipe_loads_and_partial_sections_keep_r1_defaults():
     assert cfg.data.template == "chat" and cfg.run_name == "r1_tiny"
     # the recipe sets other keys of these sections: the R1 defaults must survive
     assert cfg.eval.format_reward == "format_r1" and cfg.eval.k == 4
-    assert cfg.sampling.stop == () and cfg.sampling.max_new_tokens == 128
-    assert cfg.cold_start.r1_zero_sampling.stop == ("</answer>",)
+    assert cfg.reasoning_rl.sampling.stop == () and cfg.all_rl.sampling.max_new_tokens == 128
+    assert cfg.cold_start.r1_zero.sampling.stop == ("</answer>",)
     partial = load_config(
-        R1Config, None, ["data.n_test=5", "cold_start.r1_zero_sampling.top_p=0.9"]
+        R1Config, None, ["data.n_test=5", "cold_start.r1_zero.sampling.top_p=0.9"]
     )
-    assert partial.data.template == "chat" and partial.cold_start.r1_zero_sampling.stop == (
+    assert partial.data.template == "chat" and partial.cold_start.r1_zero.sampling.stop == (
         "</answer>",
     )
 

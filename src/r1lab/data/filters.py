@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from r1lab.config import constrained, registered, takes_params
 from r1lab.errors import ConfigError
 from r1lab.registry import Registry
 from r1lab.rewards.format import r1_readable_parts
@@ -51,6 +52,7 @@ class FilterSpec:
 
 FilterFn = Callable[..., str | None]
 FILTERS: Registry[FilterFn] = Registry("sample filter")
+constrained(takes_params(FILTERS), name=registered(FILTERS))(FilterSpec)  # checked at load
 
 # scripts (as `count_words` names them) a target language is written in
 TARGET_SCRIPTS = {"zh": {"han"}, "ja": {"han", "kana"}, "ko": {"hangul", "han"}}

@@ -21,9 +21,11 @@ from r1lab.config import (
     constrained,
     count,
     device,
+    each,
     existing_file,
     one_of,
     optional,
+    registered,
     save_config,
     within,
 )
@@ -43,6 +45,8 @@ from r1lab.eval.report import plot_histogram, print_summary, write_report
 from r1lab.eval.results import EvalResult
 from r1lab.eval.runner import evaluate
 from r1lab.models.hf_load import DTYPES
+from r1lab.rewards import REWARDS, VERIFIERS
+from r1lab.rewards.extract import EXTRACTORS
 from r1lab.types import SamplingParams
 
 
@@ -60,6 +64,10 @@ from r1lab.types import SamplingParams
     max_retries=count(0),
     dtype=one_of(DTYPES),
     device=device(),
+    benchmarks=each(registered(BENCHMARKS)),
+    verifier=optional(registered(VERIFIERS)),
+    extractor=optional(registered(EXTRACTORS)),
+    format_reward=optional(registered(REWARDS)),
 )
 @dataclass(frozen=True)
 class EvalRunConfig:

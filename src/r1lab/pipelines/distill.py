@@ -4,14 +4,14 @@ The loop, in reading order: evaluate the student's base (and a local teacher) ->
 the teacher on the training prompts (`rejection_sampling`: correct, filtered, deduplicated,
 capped, with provenance; resumable) -> SFT of the student on those traces (`sft`) -> evaluate
 the distilled student. The teacher is a checkpoint directory (``teacher.path``) or any
-OpenAI-compatible endpoint (``endpoint.base_url``). Stages write into one run directory and a
-rerun skips the finished ones; ``report.md/json`` puts every evaluation side by side.
+OpenAI-compatible endpoint (``sample.teacher.base_url``). Stages write into one run directory
+and a rerun skips the finished ones; ``report.md/json`` puts every evaluation side by side.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from r1lab.config import save_config
@@ -19,53 +19,30 @@ from r1lab.errors import ConfigError
 from r1lab.pipelines import rejection_sampling, sft
 from r1lab.pipelines.common import task_examples
 from r1lab.pipelines.distill_config import DistillConfig
-from r1lab.pipelines.r1_common import evaluated_stages, open_run_dir, print_table, run_stage
-from r1lab.pipelines.rs_config import RSConfig
-from r1lab.pipelines.sft_config import SFTConfig, SFTDataConfig
-
-STAGES = ("sample", "sft")
-
-
-@dataclass
-class DistillResult:
-    run_dir: Path
-    stages: dict[str, dict]
-    report: dict[str, str]
-    wall_seconds: float
+from r1lab.pipelines.r1_common import (
+    PipelineResult,
+    evaluated_stages,
+    finish,
+    open_run_dir,
+    run_stage,
+    stage_config,
+)
 
 
 def _check(cfg: DistillConfig) -> None:
-    if tuple(cfg.stages) != STAGES[: len(cfg.stages)]:
-        raise ConfigError(f"stages must be a prefix of {list(STAGES)}, got {list(cfg.stages)}")
-    if not cfg.endpoint.base_url and not cfg.teacher.path:
-        raise ConfigError("set teacher.path (a checkpoint directory) or endpoint.base_url")
-    if not cfg.endpoint.base_url and not Path(cfg.teacher.path).exists():
+    endpoint = cfg.sample.teacher.base_url
+    if not endpoint and not cfg.teacher.path:
+        raise ConfigError("set teacher.path (a checkpoint directory) or sample.teacher.base_url")
+    if not endpoint and not Path(cfg.teacher.path).exists():
         raise ConfigError(
             f"teacher checkpoint {cfg.teacher.path!r} does not exist; train one first (e.g. "
-            "`r1lab r1 r1_tiny`) or point teacher.path / endpoint.base_url at a teacher"
+            "`r1lab r1 r1_tiny`) or point teacher.path / sample.teacher.base_url at a teacher"
         )
 
 
 def sample_traces(cfg: DistillConfig, sdir: Path, log=print) -> dict:
     t0 = time.time()
-    s = cfg.sample
-    rcfg = RSConfig(
-        seed=cfg.seed,
-        threads=cfg.threads,
-        progress=cfg.progress,
-        model=cfg.teacher,
-        pretrain=cfg.pretrain,
-        teacher=cfg.endpoint,
-        data=cfg.data,
-        n_prompts=s.n_prompts,
-        k=s.k,
-        max_per_prompt=s.max_per_prompt,
-        min_score=s.min_score,
-        prompts_per_chunk=s.prompts_per_chunk,
-        sampling=s.sampling,
-        filters=s.filters,
-        rewards=cfg.rewards,
-    )
+    rcfg = stage_config(cfg.sample, cfg, cfg.teacher, data=cfg.data)
     rs = rejection_sampling.run(rcfg, run_dir=sdir, log=log)
     if rs.rows == 0:
         raise ConfigError(
@@ -81,30 +58,17 @@ def sample_traces(cfg: DistillConfig, sdir: Path, log=print) -> dict:
 
 
 def train_student(cfg: DistillConfig, student: str, traces: dict, sdir: Path, log=print) -> dict:
-    scfg = SFTConfig(
-        seed=cfg.seed,
-        threads=cfg.threads,
-        progress=cfg.progress,
-        model=replace(cfg.student, path=student),
-        data=SFTDataConfig(
-            train_file=traces["dataset"],
-            max_len=cfg.sft_max_len,
-            prompt_format=traces["prompt_format"],
-        ),
-        train=cfg.sft,
-    )
+    fmt = {"train_file": traces["dataset"], "prompt_format": traces["prompt_format"]}
+    model = replace(cfg.student, path=student)
+    scfg = stage_config(cfg.sft, cfg, model, data=replace(cfg.sft.data, **fmt))
     save_config(scfg, sdir / "config.yaml")
     res = sft.run(scfg, run_dir=sdir, log=log)
     return {"checkpoint": str(res.checkpoint), "eval_loss": res.eval_loss, "sft_steps": res.steps}
 
 
-def run(cfg: DistillConfig, log=print) -> DistillResult:
+def run(cfg: DistillConfig, log=print) -> PipelineResult:
     t0 = time.time()
     _check(cfg)
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
     run_dir = open_run_dir(cfg.output_dir, cfg.run_name, "distill", cfg)
     if cfg.student.path == "tiny":
         from r1lab.pipelines.pretrain import ensure_base
@@ -113,13 +77,12 @@ def run(cfg: DistillConfig, log=print) -> DistillResult:
     else:
         student = cfg.student.path
     test = task_examples(cfg.data, "test")
-    stop = cfg.sample.sampling.stop
 
     evaluated = evaluated_stages(
         test,
         template=cfg.data.template,
         ecfg=cfg.eval,
-        stop=stop,
+        stop=cfg.sample.sampling.stop,
         seed=cfg.seed,
         progress=cfg.progress,
         device=cfg.student.device,
@@ -133,7 +96,7 @@ def run(cfg: DistillConfig, log=print) -> DistillResult:
         evaluated(lambda s: {"checkpoint": student}),
         log,
     )
-    if cfg.eval_teacher and not cfg.endpoint.base_url:
+    if cfg.eval_teacher and not cfg.sample.teacher.base_url:
         teacher = cfg.teacher.path
         done["teacher"] = run_stage(
             run_dir / "0_teacher", "teacher", evaluated(lambda s: {"checkpoint": teacher}), log
@@ -153,20 +116,13 @@ def run(cfg: DistillConfig, log=print) -> DistillResult:
     return _report(cfg, run_dir, done, time.time() - t0)
 
 
-def _report(cfg: DistillConfig, run_dir: Path, done: dict, wall: float) -> DistillResult:
-    from r1lab.eval.report import write_report
-
-    sections = {name: info["eval"] for name, info in done.items() if "eval" in info}
+def _report(cfg: DistillConfig, run_dir: Path, done: dict, wall: float) -> PipelineResult:
     traces = done.get("traces", {})
     extra = {
-        "teacher": cfg.endpoint.base_url or cfg.teacher.path,
+        "teacher": cfg.sample.teacher.base_url or cfg.teacher.path,
         "student": cfg.student.path,
         "traces kept": traces.get("rows"),
         "sampling stats": traces.get("stats"),
-        "wall seconds (this invocation)": round(wall, 1),
     }
-    extra |= {f"{n} seconds": i.get("seconds") for n, i in done.items()}
-    paths = write_report(run_dir, sections, extra, title="r1lab distillation: held-out results")
-    print_table(f"distillation ({wall / 60:.1f} min)", sections, cfg.eval.k)
-    print(f"report: {paths['report_md']}")
-    return DistillResult(run_dir, done, paths, wall)
+    title = ("r1lab distillation: held-out results", "distillation")
+    return finish(cfg, run_dir, done, extra, title, wall)

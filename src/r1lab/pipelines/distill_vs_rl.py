@@ -15,7 +15,7 @@ skips finished stages and reuses their checkpoints and evaluations):
 
 ``report.md/json`` puts the four evaluations side by side (held-out pass@1, cons@k, format rate)
 with each arm's budget in numbers: student optimizer steps, training sequences, trained target
-tokens (SFT: assistant tokens; RL: response tokens) and wall seconds. With ``rl.budget:
+tokens (SFT: assistant tokens; RL: response tokens) and wall seconds. With ``rl_budget:
 sequences`` the RL arm gets as many training sequences as the distilled student saw.
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 from r1lab.config import save_config
@@ -32,19 +32,17 @@ from r1lab.pipelines import grpo
 from r1lab.pipelines.common import task_examples
 from r1lab.pipelines.distill import sample_traces, train_student
 from r1lab.pipelines.distill_config import DistillConfig, TeacherModelConfig
-from r1lab.pipelines.distill_vs_rl_config import BUDGETS, DistillVsRLConfig
-from r1lab.pipelines.r1_common import evaluated_stages, open_run_dir, print_table, run_stage
-from r1lab.pipelines.r1_config import ChatDataConfig, R1EvalConfig
-from r1lab.pipelines.rl_config import DataConfig, ModelConfig, RLConfig
+from r1lab.pipelines.distill_vs_rl_config import DistillVsRLConfig
+from r1lab.pipelines.r1_common import (
+    PipelineResult,
+    evaluated_stages,
+    finish,
+    open_run_dir,
+    run_stage,
+    stage_config,
+)
+from r1lab.pipelines.rl_config import ModelConfig
 from r1lab.utils.jsonl import read_jsonl
-
-
-@dataclass
-class DistillVsRLResult:
-    run_dir: Path
-    stages: dict[str, dict]
-    report: dict[str, str]
-    wall_seconds: float
 
 
 def _base(path: str, pretrain, cfg: DistillVsRLConfig, log) -> str:
@@ -71,24 +69,15 @@ def rl_budget(metrics: list[dict], g, seconds: float) -> dict:
     }
 
 
-def run_rl(cfg: DistillVsRLConfig, model_path: str, g, sdir: Path, log=print) -> dict:
-    rcfg = RLConfig(
-        seed=cfg.seed,
-        threads=cfg.threads,
-        progress=cfg.progress,
-        model=ModelConfig(model_path),
-        data=cfg.data,
-        sampling=cfg.sampling,
-        grpo=g,
-        rewards=cfg.rewards,
-        eval=cfg.eval,
-        doctor=cfg.doctor,
-    )
+def run_rl(cfg: DistillVsRLConfig, section, model_path: str, sdir: Path, log=print) -> dict:
+    """A GRPO run of ``model_path``: ``section`` (an `RLConfig`) with what the experiment sets."""
+    owned = {"data": cfg.data, "rewards": cfg.rewards, "eval": cfg.eval}
+    rcfg = stage_config(section, cfg, ModelConfig(model_path), **owned)
     save_config(rcfg, sdir / "config.yaml")
     res = grpo.run(rcfg, run_dir=sdir, log=log)
     return {
         "checkpoint": str(res.checkpoint),
-        "budget": rl_budget(res.metrics, g, res.wall_seconds),
+        "budget": rl_budget(res.metrics, rcfg.grpo, res.wall_seconds),
         "last_reward": res.metrics[-1].get("reward") if res.metrics else None,
         "seconds": round(res.wall_seconds, 1),  # an evaluated stage overwrites it with its total
     }
@@ -96,21 +85,16 @@ def run_rl(cfg: DistillVsRLConfig, model_path: str, g, sdir: Path, log=print) ->
 
 def distill_config(cfg: DistillVsRLConfig, teacher: str, student: str) -> DistillConfig:
     """The `distill` pipeline's config for arm (a): same data, rewards and evaluation."""
-    data = ChatDataConfig(**{f.name: getattr(cfg.data, f.name) for f in fields(DataConfig)})
-    ecfg = R1EvalConfig(**{f.name: getattr(cfg.eval, f.name) for f in fields(cfg.eval)})
-    d = cfg.distill
     return DistillConfig(
         seed=cfg.seed,
         threads=cfg.threads,
         progress=cfg.progress,
         teacher=TeacherModelConfig(teacher),
         student=ModelConfig(student),
-        data=data,
-        sample=d.sample,
-        rewards=cfg.rewards,
-        sft=d.sft,
-        sft_max_len=d.sft_max_len,
-        eval=ecfg,
+        data=cfg.data,
+        sample=replace(cfg.distill.sample, rewards=cfg.rewards),
+        sft=cfg.distill.sft,
+        eval=cfg.eval,
     )
 
 
@@ -128,27 +112,19 @@ def distill_student(dcfg: DistillConfig, student: str, traces: dict, sdir: Path,
     return info
 
 
-def rl_arm_grpo(cfg: DistillVsRLConfig, distilled: dict):
-    """Arm (b)'s GRPO config: with ``budget: sequences`` its steps match arm (a)'s sequences."""
+def rl_arm(cfg: DistillVsRLConfig, distilled: dict):
+    """Arm (b)'s RL config: with ``rl_budget: sequences`` its steps match arm (a)'s sequences."""
     g = cfg.rl.grpo
-    if cfg.rl.budget not in BUDGETS:
-        raise ConfigError(f"rl.budget must be one of {list(BUDGETS)}, got {cfg.rl.budget!r}")
-    if cfg.rl.budget == "none":
-        return g
+    if cfg.rl_budget == "none":
+        return cfg.rl
     steps = math.ceil(distilled["budget"]["sequences"] / (g.prompts_per_step * g.group_size))
-    return replace(g, steps=max(1, steps))
+    return replace(cfg.rl, grpo=replace(g, steps=max(1, steps)))
 
 
-def run(cfg: DistillVsRLConfig, log=print) -> DistillVsRLResult:
+def run(cfg: DistillVsRLConfig, log=print) -> PipelineResult:
     t0 = time.time()
-    if cfg.rl.budget not in BUDGETS:
-        raise ConfigError(f"rl.budget must be one of {list(BUDGETS)}, got {cfg.rl.budget!r}")
     if cfg.teacher.path and not Path(cfg.teacher.path).exists():
         raise ConfigError(f'teacher.path {cfg.teacher.path!r} does not exist ("" = train it here)')
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
     run_dir = open_run_dir(cfg.output_dir, cfg.run_name, "distill-vs-rl", cfg)
     log(f"[distill-vs-rl] run directory: {run_dir}")
     test = task_examples(cfg.data, "test")
@@ -157,8 +133,8 @@ def run(cfg: DistillVsRLConfig, log=print) -> DistillVsRLResult:
         test,
         template=cfg.data.template,
         ecfg=cfg.eval,
-        stop=cfg.sampling.stop,
-        batch_size=cfg.sampling.batch_size,
+        stop=cfg.rl.sampling.stop,
+        batch_size=cfg.rl.sampling.batch_size,
         seed=cfg.seed,
         progress=cfg.progress,
     )
@@ -167,7 +143,7 @@ def run(cfg: DistillVsRLConfig, log=print) -> DistillVsRLResult:
     teacher = cfg.teacher.path
     if not teacher:
         tbase = _base(cfg.teacher.base, cfg.teacher.pretrain, cfg, log)
-        body = lambda s: run_rl(cfg, tbase, cfg.teacher.grpo, s, log)  # noqa: E731
+        body = lambda s: run_rl(cfg, cfg.teacher.rl, tbase, s, log)  # noqa: E731
         done["teacher RL"] = run_stage(run_dir / "0_teacher_rl", "teacher RL", body, log)
         teacher = done["teacher RL"]["checkpoint"]
     done["teacher"] = run_stage(
@@ -190,11 +166,11 @@ def run(cfg: DistillVsRLConfig, log=print) -> DistillVsRLResult:
         evaluated(lambda s: distill_student(dcfg, student, traces, s, log)),
         log,
     )
-    g = rl_arm_grpo(cfg, done["(a) distilled student"])
+    arm = rl_arm(cfg, done["(a) distilled student"])
     done["(b) RL student"] = run_stage(
         run_dir / "5_student_rl",
         "(b) RL",
-        evaluated(lambda s: run_rl(cfg, student, g, s, log)),
+        evaluated(lambda s: run_rl(cfg, arm, student, s, log)),
         log,
     )
     done["traces"] = traces
@@ -202,9 +178,6 @@ def run(cfg: DistillVsRLConfig, log=print) -> DistillVsRLResult:
 
 
 def _report(cfg: DistillVsRLConfig, run_dir: Path, done: dict, wall: float):
-    from r1lab.eval.report import write_report
-
-    sections = {name: info["eval"] for name, info in done.items() if "eval" in info}
     arms = {n: done[n]["budget"] for n in ("(a) distilled student", "(b) RL student")}
     extra = {
         "teacher": cfg.teacher.path or done.get("teacher RL", {}).get("checkpoint"),
@@ -215,20 +188,15 @@ def _report(cfg: DistillVsRLConfig, run_dir: Path, done: dict, wall: float):
         "budget rule": {
             "sequences": "the RL arm trains on as many sequences as the distilled student",
             "none": "the RL arm runs rl.grpo.steps",
-        }[cfg.rl.budget],
+        }[cfg.rl_budget],
         **{f"budget {name}": b for name, b in arms.items()},
         "traces kept": done["traces"].get("rows"),
         "sampling stats": done["traces"].get("stats"),
-        "wall seconds (this invocation)": round(wall, 1),
     }
-    extra |= {f"{n} seconds": i.get("seconds") for n, i in done.items()}
-    paths = write_report(
-        run_dir, sections, extra, title="r1lab distillation vs RL (R1 Table 6 in miniature)"
-    )
-    print_table(f"distillation vs RL ({wall / 60:.1f} min)", sections, cfg.eval.k)
+    title = ("r1lab distillation vs RL (R1 Table 6 in miniature)", "distillation vs RL")
+    result = finish(cfg, run_dir, done, extra, title, wall)
     _print_budgets(arms)
-    print(f"report: {paths['report_md']}")
-    return DistillVsRLResult(run_dir, done, paths, wall)
+    return result
 
 
 def _print_budgets(arms: dict[str, dict]) -> None:

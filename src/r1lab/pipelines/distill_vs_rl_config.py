@@ -3,6 +3,9 @@ student. Every default lives here; `recipes/distill_vs_rl_tiny.yaml` holds the C
 
 Both arms start from the same student base and use the same prompts (``data``) and rule-based
 rewards (``rewards``): (a) SFT on the RL-trained teacher's verified traces, (b) R1-Zero-style RL.
+``teacher.rl``, ``rl``, ``distill.sample`` and ``distill.sft`` are whole stage configs (RL, RL,
+rejection sampling, SFT); the experiment sets their model, data, rewards, eval and run-wide keys
+(`r1_common.OWNED`), refused in those sections (docs/pipelines.md).
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ from dataclasses import dataclass, field
 
 from r1lab.config import constrained, count, one_of
 from r1lab.data.filters import FilterSpec, default_filters
-from r1lab.doctor.config import DoctorConfig
 from r1lab.pipelines.pretrain import PretrainConfig
-from r1lab.pipelines.r1_config import R1ZeroSamplingConfig, RejectionStageConfig
-from r1lab.pipelines.rl_config import DataConfig, EvalConfig, GRPOConfig, SamplingConfig
-from r1lab.pipelines.sft_config import SFTTrainConfig
+from r1lab.pipelines.r1_common import OWNED, owned_by_pipeline
+from r1lab.pipelines.r1_config import R1RejectionConfig, R1ZeroSamplingConfig
+from r1lab.pipelines.rl_config import DataConfig, EvalConfig, RLConfig
+from r1lab.pipelines.sft_config import SFTConfig
 from r1lab.rewards.combine import RewardComponent
 
 BUDGETS = ("sequences", "none")
@@ -31,7 +34,7 @@ class TeacherSection:
     path: str = ""  # an RL-trained checkpoint; "" = R1-Zero RL of `base`, in this experiment
     base: str = "tiny"  # the teacher's base: "tiny" = pretrained from `pretrain` (cached), or a dir
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)  # the 1m tiny base
-    grpo: GRPOConfig = field(default_factory=GRPOConfig)  # the teacher's RL when path is ""
+    rl: RLConfig = field(default_factory=RLConfig)  # the teacher's RL when path is ""
 
 
 @dataclass(frozen=True)
@@ -41,36 +44,33 @@ class StudentSection:
 
 
 @dataclass(frozen=True)
-class TraceSampleConfig(RejectionStageConfig):
+class TraceSampleConfig(R1RejectionConfig):
     """Rejection sampling of the teacher in the R1-Zero format (no readable-pattern filter)."""
 
     sampling: R1ZeroSamplingConfig = field(default_factory=R1ZeroSamplingConfig)
     filters: tuple[FilterSpec, ...] = field(default_factory=default_filters)
 
 
-@constrained(sft_max_len=count())
 @dataclass(frozen=True)
 class DistillArmConfig:
     sample: TraceSampleConfig = field(default_factory=TraceSampleConfig)
-    sft: SFTTrainConfig = field(default_factory=SFTTrainConfig)
-    sft_max_len: int = 192
-
-
-@constrained(budget=one_of(BUDGETS))
-@dataclass(frozen=True)
-class RLArmConfig:
-    grpo: GRPOConfig = field(default_factory=GRPOConfig)
-    # "sequences": grpo.steps = ceil(sequences the distilled student trained on / (prompts_per_step
-    # * group_size)), i.e. both students see the same number of training sequences;
-    # "none": grpo.steps as given.
-    budget: str = "sequences"
+    sft: SFTConfig = field(default_factory=SFTConfig)
 
 
 def _rewards() -> tuple[RewardComponent, ...]:
     return (RewardComponent("accuracy", 1.0), RewardComponent("format", 0.5))
 
 
-@constrained(threads=count(0))
+_SAME = {"rewards": "top level: the same for every run of the experiment"}
+_OWNED = {
+    "teacher.rl": OWNED["rl"] | _SAME,
+    "rl": OWNED["rl"] | _SAME,
+    "distill.sample": OWNED["rs"] | _SAME,
+    "distill.sft": OWNED["sft"],
+}
+
+
+@constrained(owned_by_pipeline(_OWNED), threads=count(0), rl_budget=one_of(BUDGETS))
 @dataclass(frozen=True)
 class DistillVsRLConfig:
     seed: int = 0
@@ -81,9 +81,11 @@ class DistillVsRLConfig:
     teacher: TeacherSection = field(default_factory=TeacherSection)
     student: StudentSection = field(default_factory=StudentSection)
     data: DataConfig = field(default_factory=DataConfig)  # R1-Zero template by default
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # RL rollouts, both RLs
-    rewards: tuple[RewardComponent, ...] = field(default_factory=_rewards)
-    distill: DistillArmConfig = field(default_factory=DistillArmConfig)
-    rl: RLArmConfig = field(default_factory=RLArmConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    doctor: DoctorConfig = field(default_factory=DoctorConfig)  # both RL runs
+    rewards: tuple[RewardComponent, ...] = field(default_factory=_rewards)  # every run's
+    distill: DistillArmConfig = field(default_factory=DistillArmConfig)  # arm (a)
+    rl: RLConfig = field(default_factory=RLConfig)  # arm (b): the student's RL
+    # "sequences": rl.grpo.steps = ceil(sequences the distilled student trained on /
+    # (prompts_per_step * group_size)), i.e. both students see the same number of training
+    # sequences; "none": rl.grpo.steps as given.
+    rl_budget: str = "sequences"
+    eval: EvalConfig = field(default_factory=EvalConfig)  # every evaluation; the RL runs'

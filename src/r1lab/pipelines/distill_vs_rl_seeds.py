@@ -39,7 +39,7 @@ def seeds_root(output_dir: str, run_name: str, kind: str) -> Path:
     return Path(output_dir) / f"{run_name or kind}-seeds"
 
 
-def seed_summary(res: distill_vs_rl.DistillVsRLResult) -> dict:
+def seed_summary(res: distill_vs_rl.PipelineResult) -> dict:
     arms = {name: dict(res.stages[name]["eval"]) for name in ARMS if name in res.stages}
     for name in ARMS[2:]:
         budget = res.stages[name].get("budget", {})
@@ -47,23 +47,32 @@ def seed_summary(res: distill_vs_rl.DistillVsRLResult) -> dict:
     return {"arms": arms}
 
 
-def run_seeds_distill_vs_rl(cfg: DistillVsRLConfig, seeds: Sequence[int], log=print) -> SeedsResult:
+def run_pipeline_seeds(cfg, seeds: Sequence[int], kind: str, run, summary_of, log) -> SeedsResult:
+    """``run(config) -> summary`` once per seed (resumable), then ``summary_of(per_seed)`` (a
+    `SeedSummary`) written as the report over seeds with ``seeds.png``."""
     t0 = time.time()
-    root = seeds_root(cfg.output_dir, cfg.run_name, "distill-vs-rl")
+    root = seeds_root(cfg.output_dir, cfg.run_name, kind)
 
-    def config_of(seed: int) -> DistillVsRLConfig:
+    def config_of(seed: int):
         return replace(cfg, seed=seed, output_dir=str(root), run_name=f"seed{seed}")
 
-    def one(seed: int, sdir: Path) -> dict:
-        return seed_summary(distill_vs_rl.run(config_of(seed), log=log))
-
+    one = lambda seed, sdir: run(config_of(seed))  # noqa: E731
     runs = run_seeds(root, seeds, config_of, one, resumable=True, log=log)
+    summary = summary_of([r.summary for r in runs])
+    k = cfg.eval.k
+    plot = plot_seed_arms(summary, ["pass@1", f"cons@{k}", "format_rate"], root / "seeds.png")
+    report = write_seed_report(root, summary, "report", [plot.name])
+    log(f"[{kind}] report over {len(seeds)} seeds: {report['report_md']}")
+    return SeedsResult(root, runs, summary, report, time.time() - t0)
+
+
+def run_seeds_distill_vs_rl(cfg: DistillVsRLConfig, seeds: Sequence[int], log=print) -> SeedsResult:
     k = cfg.eval.k
     a, b, base = ARMS[2], ARMS[3], ARMS[1]
-    summary = SeedSummary(
+    summary_of = lambda per_seed: SeedSummary(  # noqa: E731
         title="r1lab distillation vs RL (R1 Table 6 in miniature)",
         seeds=list(seeds),
-        per_seed=[r.summary for r in runs],
+        per_seed=per_seed,
         arms=list(ARMS),
         metrics=[
             "pass@1",
@@ -72,17 +81,11 @@ def run_seeds_distill_vs_rl(cfg: DistillVsRLConfig, seeds: Sequence[int], log=pr
             "mean_response_tokens",
             *(f"budget_{key}" for key in BUDGET_KEYS),
         ],  # fmt: skip
-        contrasts=[
-            Contrast(b, a, "pass@1"),
-            Contrast(base, a, "pass@1"),
-            Contrast(base, b, "pass@1"),
-        ],  # fmt: skip
+        contrasts=[Contrast(x, y, "pass@1") for x, y in ((b, a), (base, a), (base, b))],
         notes=notes(cfg),
     )
-    plot = plot_seed_arms(summary, ["pass@1", f"cons@{k}", "format_rate"], root / "seeds.png")
-    report = write_seed_report(root, summary, "report", [plot.name])
-    log(f"[distill-vs-rl] report over {len(seeds)} seeds: {report['report_md']}")
-    return SeedsResult(root, runs, summary, report, time.time() - t0)
+    run = lambda c: seed_summary(distill_vs_rl.run(c, log=log))  # noqa: E731
+    return run_pipeline_seeds(cfg, seeds, "distill-vs-rl", run, summary_of, log)
 
 
 def notes(cfg: DistillVsRLConfig) -> list[str]:
@@ -97,6 +100,6 @@ def notes(cfg: DistillVsRLConfig) -> list[str]:
         "RL arm's GRPO and the sampling of every evaluation.",
         f"The same for every seed: {teacher}, the student's base (pretrain.seed "
         f"{cfg.student.pretrain.seed}), the training and held-out problems (data.seed "
-        f"{cfg.data.seed}), the budget rule ({cfg.rl.budget}).",
+        f"{cfg.data.seed}), the budget rule ({cfg.rl_budget}).",
         "budget_* rows: what each student arm trained on (sequences, target tokens, seconds).",
     ]

@@ -19,40 +19,31 @@ compares every stage's evaluation in one table.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from r1lab.config import save_config
 from r1lab.data.general_chat import general_examples, general_sft_rows, mix_rows
 from r1lab.data.loaders import read_rows
 from r1lab.data.readable import cold_start_from_r1_zero, cold_start_from_seed, write_synthetic_seed
-from r1lab.errors import ConfigError, R1LabError
+from r1lab.errors import R1LabError
 from r1lab.pipelines import grpo, rejection_sampling, sft
 from r1lab.pipelines import r1_all_rl as stage4
 from r1lab.pipelines.common import task_examples
 from r1lab.pipelines.r1_common import (
+    PipelineResult,
     evaluate_checkpoint,
+    finish,
     open_run_dir,
-    print_table,
     run_stage,
+    stage_config,
     with_eval,
     write_jsonl,
 )
-from r1lab.pipelines.r1_config import STAGES, R1Config
-from r1lab.pipelines.rl_config import RLConfig
-from r1lab.pipelines.rs_config import RSConfig
-from r1lab.pipelines.sft_config import SFTConfig, SFTDataConfig, SFTTrainConfig
+from r1lab.pipelines.r1_config import R1Config
 from r1lab.rewards import REWARDS
-from r1lab.rewards.combine import RewardComponent
+from r1lab.rewards.combine import RewardComponent, check_spec
 from r1lab.utils.jsonl import read_jsonl
-
-
-@dataclass
-class R1Result:
-    run_dir: Path
-    stages: dict[str, dict]
-    report: dict[str, str]
-    wall_seconds: float
 
 
 def stage_rewards(cfg: R1Config, stage: str, rm_dir: str | None = None):
@@ -62,40 +53,24 @@ def stage_rewards(cfg: R1Config, stage: str, rm_dir: str | None = None):
         return stage4.all_rl_rewards(cfg, rm_dir)
     if cfg.reasoning_rl.rewards:
         return cfg.reasoning_rl.rewards
-    tags = {"open_tag": cfg.readable.open_tag, "close_tag": cfg.readable.close_tag}
     acc = RewardComponent("accuracy", 1.0)
     if "language" in REWARDS:
-        return (acc, RewardComponent("language", 1.0, dict(tags)))
-    return (acc, RewardComponent("format_r1", 0.5, dict(tags)))
+        return (acc, RewardComponent("language", 1.0, stage4.tags(cfg)))
+    return (acc, RewardComponent("format_r1", 0.5, stage4.tags(cfg)))
 
 
-def _sft(cfg: R1Config, model_path: str, data: Path, train: SFTTrainConfig, run_dir: Path, log):
-    scfg = SFTConfig(
-        seed=cfg.seed,
-        threads=cfg.threads,
-        progress=cfg.progress,
-        model=replace(cfg.model, path=model_path),
-        data=SFTDataConfig(train_file=str(data), max_len=cfg.sft_max_len),
-        train=train,
-    )
+def _sft(cfg: R1Config, model_path: str, data: Path, section, run_dir: Path, log):
+    """SFT of ``model_path`` on ``data``: ``section`` (an `SFTConfig`) with what R1 sets."""
+    scfg = stage_config(section, cfg, model_path, data=replace(section.data, train_file=str(data)))
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(scfg, run_dir / "config.yaml")
     return sft.run(scfg, run_dir=run_dir, log=log)
 
 
 def _rl(cfg: R1Config, stage: str, model_path: str, run_dir: Path, data=None, log=print, rm=None):
-    stage_cfg = cfg.reasoning_rl if stage == "reasoning_rl" else cfg.all_rl
-    rcfg = RLConfig(
-        seed=cfg.seed,
-        threads=cfg.threads,
-        progress=cfg.progress,
-        model=replace(cfg.model, path=model_path),
-        pretrain=cfg.pretrain,
-        data=data or cfg.data,
-        sampling=cfg.sampling,
-        grpo=stage_cfg.grpo,
-        rewards=stage_rewards(cfg, stage, rm),
-        eval=cfg.eval,
+    rewards = stage_rewards(cfg, stage, rm)
+    rcfg = stage_config(
+        getattr(cfg, stage), cfg, model_path, data=data or cfg.data, rewards=rewards, eval=cfg.eval
     )
     save_config(rcfg, run_dir / "config.yaml")
     log(f"[{stage}] rewards: {[(c.name, c.weight) for c in rcfg.rewards]}")
@@ -121,19 +96,8 @@ def cold_start(cfg: R1Config, base: str, sdir: Path, log=print) -> dict:
     rows = cold_start_from_seed(seed_path, cfg.readable)
     info: dict = {"seed_rows": len(rows)}
     if cs.r1_zero_model:
-        zcfg = RSConfig(
-            seed=cfg.seed,
-            threads=cfg.threads,
-            progress=cfg.progress,
-            model=replace(cfg.model, path=base if cs.r1_zero_model == "base" else cs.r1_zero_model),
-            data=replace(cfg.data, template="r1_zero"),
-            n_prompts=cs.r1_zero_prompts,
-            k=cs.r1_zero_k,
-            sampling=cs.r1_zero_sampling,
-            filters=(),
-            rewards=(RewardComponent("accuracy"), RewardComponent("format", 0.0)),
-            max_per_prompt=1,
-        )
+        source = base if cs.r1_zero_model == "base" else cs.r1_zero_model
+        zcfg = stage_config(cs.r1_zero, cfg, source, data=replace(cfg.data, template="r1_zero"))
         rs = rejection_sampling.run(zcfg, run_dir=sdir / "r1_zero_samples", log=log)
         zero_rows, dropped = cold_start_from_r1_zero(
             read_jsonl(rs.dataset), cs.filters, cfg.readable
@@ -157,25 +121,12 @@ def cold_start(cfg: R1Config, base: str, sdir: Path, log=print) -> dict:
 
 def rejection_sft(cfg: R1Config, base: str, stage2: str, sdir: Path, log=print) -> dict:
     rj = cfg.rejection
-    tags = {"open_tag": cfg.readable.open_tag, "close_tag": cfg.readable.close_tag}
+    tags = stage4.tags(cfg)
     filters = tuple(
         replace(f, params={**tags, **f.params}) if f.name == "readable" else f for f in rj.filters
     )
-    rcfg = RSConfig(
-        seed=cfg.seed,
-        threads=cfg.threads,
-        progress=cfg.progress,
-        model=replace(cfg.model, path=stage2),
-        data=cfg.data,
-        n_prompts=rj.n_prompts,
-        k=rj.k,
-        max_per_prompt=rj.max_per_prompt,
-        min_score=rj.min_score,
-        prompts_per_chunk=rj.prompts_per_chunk,
-        sampling=rj.sampling,
-        filters=filters,
-        reasoning=replace(RSConfig().reasoning, **tags),
-    )
+    reasoning = replace(rj.reasoning, **tags)
+    rcfg = stage_config(rj, cfg, stage2, data=cfg.data, filters=filters, reasoning=reasoning)
     rs = rejection_sampling.run(rcfg, run_dir=sdir / "rejection", log=log)
     reasoning = read_jsonl(rs.dataset)
     if not reasoning:
@@ -209,11 +160,12 @@ def all_rl(cfg: R1Config, stage3: str, sdir: Path, rm: str | None, log=print) ->
 
 
 def evaluate_stage(cfg: R1Config, ckpt: str, sdir: Path, test, general, rm=None) -> dict:
+    rollouts = cfg.reasoning_rl.sampling  # the chat template's stop; generation batch size
     kw = {
         "template": cfg.data.template,
-        "stop": cfg.sampling.stop,
+        "stop": rollouts.stop,
         "seed": cfg.seed,
-        "batch_size": cfg.sampling.batch_size,
+        "batch_size": rollouts.batch_size,
         "progress": cfg.progress,
         "device": cfg.model.device,
         "dtype": cfg.model.dtype,
@@ -229,15 +181,10 @@ def evaluate_stage(cfg: R1Config, ckpt: str, sdir: Path, test, general, rm=None)
     return metrics
 
 
-def run(cfg: R1Config, log=print) -> R1Result:
+def run(cfg: R1Config, log=print) -> PipelineResult:
     t0 = time.time()
-    unknown = [s for s in cfg.stages if s not in STAGES]
-    if unknown or tuple(cfg.stages) != STAGES[: len(cfg.stages)]:
-        raise ConfigError(f"stages must be a prefix of {list(STAGES)}, got {list(cfg.stages)}")
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
+    for spec in [stage_rewards(cfg, s, "RM") for s in ("reasoning_rl", "all_rl")]:
+        check_spec(spec)  # order and duplicates, before any model (names: at load)
     run_dir = open_run_dir(cfg.output_dir, cfg.run_name, "r1", cfg)
     log(f"[r1] run directory: {run_dir}")
     base = cfg.model.path
@@ -273,13 +220,8 @@ def run(cfg: R1Config, log=print) -> R1Result:
     return _report(cfg, run_dir, done, time.time() - t0, rm)
 
 
-def _report(cfg: R1Config, run_dir: Path, done: dict[str, dict], wall: float, rm) -> R1Result:
-    from r1lab.eval.report import write_report
-
-    sections = {name: info["eval"] for name, info in done.items()}
-    extra = {f"{name} seconds": info.get("seconds") for name, info in done.items()}
-    extra |= {
-        "wall seconds (this invocation)": round(wall, 1),
+def _report(cfg: R1Config, run_dir: Path, done: dict[str, dict], wall: float, rm):
+    extra = {
         "stage-2 rewards": done.get("reasoning_rl", {}).get("rewards"),
         "stage-4 rewards": done.get("all_rl", {}).get("rewards"),
         "stage-3 mix": done.get("rejection_sft", {}).get("mix"),
@@ -291,9 +233,5 @@ def _report(cfg: R1Config, run_dir: Path, done: dict[str, dict], wall: float, rm
         extra["reward model"] = {"path": rm, **reward_model_info(Path(rm))}
         extra["stage-4 RM components"] = done.get("all_rl", {}).get("rm")
         extra["general_rm_*"] = "mean RM score of the general answers (helpful: summary only)"
-    paths = write_report(
-        run_dir, sections, extra, title="r1lab R1 pipeline: held-out results per stage"
-    )
-    print_table(f"R1 pipeline ({wall / 60:.1f} min)", sections, cfg.eval.k)
-    print(f"report: {paths['report_md']}")
-    return R1Result(run_dir, done, paths, wall)
+    title = ("r1lab R1 pipeline: held-out results per stage", "R1 pipeline")
+    return finish(cfg, run_dir, done, extra, title, wall)

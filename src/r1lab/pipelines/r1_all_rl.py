@@ -37,7 +37,7 @@ from r1lab.utils.jsonl import read_jsonl
 RM_COMPONENTS = ("rm_helpful", "rm_harmless")
 
 
-def _tags(cfg) -> dict:
+def tags(cfg) -> dict:
     return {"open_tag": cfg.readable.open_tag, "close_tag": cfg.readable.close_tag}
 
 
@@ -66,7 +66,7 @@ def resolve_reward_model(cfg, base: str, log=print) -> str:
 
 def rm_params(cfg, rm_dir: str) -> dict:
     rm = cfg.reward_model
-    return {"model": rm_dir, "max_len": rm.max_len, "batch_size": rm.batch_size, **_tags(cfg)}
+    return {"model": rm_dir, "max_len": rm.max_len, "batch_size": rm.batch_size, **tags(cfg)}
 
 
 def all_rl_rewards(cfg, rm_dir: str | None) -> tuple[RewardComponent, ...]:
@@ -80,7 +80,7 @@ def all_rl_rewards(cfg, rm_dir: str | None) -> tuple[RewardComponent, ...]:
         )
     spec = [RewardComponent("accuracy", 0.0), RewardComponent("reasoning_accuracy", 1.0)]
     if "language" in REWARDS:
-        spec.append(RewardComponent("language", 1.0, _tags(cfg)))
+        spec.append(RewardComponent("language", 1.0, tags(cfg)))
     rm = cfg.reward_model
     params = rm_params(cfg, rm_dir or "")
     spec += [
@@ -93,9 +93,7 @@ def all_rl_rewards(cfg, rm_dir: str | None) -> tuple[RewardComponent, ...]:
 def all_rl_prompts(cfg, sdir: Path) -> tuple[Path, int]:
     """The training prompts: reasoning tasks plus ``general.rl_share`` general prompts."""
     reasoning = task_examples(cfg.data, "train")
-    share = cfg.general.rl_share
-    if not 0.0 <= share < 1.0:
-        raise ConfigError(f"general.rl_share must be in [0, 1), got {share}")
+    share = cfg.general.rl_share  # in [0, 1): checked at load
     general = general_examples(round(share / (1 - share) * len(reasoning)), cfg.seed + 1)
     prompts = reasoning + general
     random.Random(f"all-rl:{cfg.seed}").shuffle(prompts)

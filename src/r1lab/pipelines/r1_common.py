@@ -1,5 +1,9 @@
-"""Wiring shared by the multi-stage pipelines (`r1`, `distill`): stage markers, config checks,
-held-out evaluation of a checkpoint, dataset files and the final comparison table.
+"""Wiring shared by the multi-stage pipelines (`r1`, `distill`): stage sections, stage markers,
+config checks, held-out evaluation of a checkpoint, dataset files and the final comparison table.
+
+A stage section is the stage's whole config overlaying its defaults; the pipeline sets the keys
+`OWNED` lists (`stage_config`), and a recipe that sets one of them in a section is refused at
+load (`owned_by_pipeline`), never silently overridden (docs/pipelines.md).
 
 A stage directory is finished when it holds ``done.json`` (written last, atomically), so a rerun
 of the same run directory skips it and reuses its checkpoint and evaluation.
@@ -10,6 +14,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +27,79 @@ from r1lab.pipelines.rl_config import EvalConfig
 from r1lab.rewards.combine import RewardComponent
 from r1lab.types import Example, SamplingParams
 
+_RUN = dict.fromkeys(("seed", "output_dir", "run_name", "threads", "progress"), "top level")
+_MODEL = "the previous stage's checkpoint (or the base) in the top-level model's dtype and device"
+_RUN |= {"model": _MODEL, "pretrain": "top level"}
+OWNED = {  # what a pipeline sets in a stage section of each kind: key -> what sets it
+    "rl": {**_RUN, "data": "top level", "eval": "top level: every stage is evaluated alike"},
+    "sft": {
+        **_RUN,
+        "data.train_file": "the stage's rows",
+        "data.prompt_format": "the rows' format",
+    },
+    "rs": {**_RUN, "data": "top level"},
+}
+
+
+def _first_difference(got: Any, default: Any, key: str) -> str | None:
+    a, b = to_dict(got), to_dict(default)
+    if isinstance(a, dict) and a != b:
+        return next(f"{key}.{k}" for k in a if a[k] != b[k])
+    return None if a == b else key
+
+
+def owned_by_pipeline(sections: Mapping[str, Mapping[str, str]]):
+    """A `constrained` rule: each stage section (dotted name -> {key: what the pipeline sets})
+    leaves the keys its pipeline sets at the section's defaults."""
+
+    def rule(cfg) -> tuple[str, str] | None:
+        get = lambda c, dotted: reduce(getattr, dotted.split("."), c)  # noqa: E731
+        for name, owned in sections.items():
+            section = get(cfg, name)
+            default = type(section)()
+            for key, what in owned.items():
+                diff = _first_difference(get(section, key), get(default, key), key)
+                if diff is not None:
+                    return f"{name}.{diff}", f"no value here (the pipeline sets it: {what})"
+        return None
+
+    return rule
+
+
+def stage_config(section, cfg, model, **owned):
+    """The stage's config: its recipe section with the keys the pipeline owns (`OWNED`) set, the
+    run's ``pretrain`` where it has one. ``model``: a `ModelConfig`, or a path for ``cfg.model``."""
+    model = replace(cfg.model, path=model) if isinstance(model, str) else model
+    run = {"seed": cfg.seed, "threads": cfg.threads, "progress": cfg.progress}
+    pretrain = getattr(cfg, "pretrain", section.pretrain)
+    return replace(section, **run, model=model, pretrain=pretrain, **owned)
+
+
 VOLATILE = ("progress", "threads", "stages")  # keys that may change between reruns
 
 
-def open_run_dir(output_dir: str, run_name: str, kind: str, cfg) -> Path:
-    """The run directory; a rerun must carry the same config (except `VOLATILE` keys)."""
-    import time
+@dataclass
+class PipelineResult:
+    run_dir: Path
+    stages: dict[str, dict]  # stage name -> its done.json (checkpoint, eval, seconds ...)
+    report: dict[str, str]
+    wall_seconds: float
 
+
+def open_run_dir(output_dir: str, run_name: str, kind: str, cfg) -> Path:
+    """The run directory; a rerun must carry the same config (except `VOLATILE` keys). Sets the
+    run's torch threads."""
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     run_dir = Path(output_dir) / (run_name or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}")
     saved = run_dir / "config.yaml"
     if saved.exists():
-        old = {
-            k: v for k, v in (yaml.safe_load(saved.read_text()) or {}).items() if k not in VOLATILE
-        }
-        new = {
-            k: v
-            for k, v in yaml.safe_load(yaml.safe_dump(to_dict(cfg))).items()
-            if k not in VOLATILE
-        }
+        old, new = (
+            {k: v for k, v in (d or {}).items() if k not in VOLATILE}
+            for d in map(yaml.safe_load, (saved.read_text(), yaml.safe_dump(to_dict(cfg))))
+        )
         if old != new:
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise ConfigError(
@@ -160,6 +221,20 @@ def evaluate_checkpoint(
 
 
 REPORT_KEYS = ("pass@1", "cons@{k}", "format_rate", "mean_response_tokens", "general_accuracy")
+
+
+def finish(cfg, run_dir: Path, done: dict, extra: dict, title: tuple[str, str], wall: float):
+    """Write ``report.md/json`` (every stage's evaluation side by side, ``extra`` facts, each
+    stage's seconds) and print the table; ``title``: (the report's, the table's)."""
+    from r1lab.eval.report import write_report
+
+    sections = {name: info["eval"] for name, info in done.items() if "eval" in info}
+    extra = {**extra, "wall seconds (this invocation)": round(wall, 1)}
+    extra |= {f"{n} seconds": i.get("seconds") for n, i in done.items()}
+    paths = write_report(run_dir, sections, extra, title=title[0])
+    print_table(f"{title[1]} ({wall / 60:.1f} min)", sections, cfg.eval.k)
+    print(f"report: {paths['report_md']}")
+    return PipelineResult(run_dir, done, paths, wall)
 
 
 def print_table(title: str, sections: Mapping[str, Mapping[str, Any]], k: int) -> None:

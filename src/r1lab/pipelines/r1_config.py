@@ -2,7 +2,10 @@
 
 One recipe drives: 1 cold-start SFT of the base -> 2 reasoning RL -> 3 rejection sampling of the
 stage-2 model + general data, SFT of the BASE -> 4 RL for all scenarios, general prompts
-scored by ``reward_model``. Empty reward specs mean "automatic" (see `r1.stage_rewards`).
+scored by ``reward_model``. Each stage's section is that stage's whole config (`RLConfig`,
+`SFTConfig`, `RSConfig`) overlaying its R1 defaults; the keys the pipeline sets itself
+(`r1_common.OWNED`) are refused there (docs/pipelines.md). Empty reward specs mean
+"automatic" (see `r1.stage_rewards`).
 """
 
 from __future__ import annotations
@@ -13,16 +16,11 @@ from r1lab.config import constrained, count, existing_dir, existing_file, prefix
 from r1lab.data.filters import FilterSpec, default_filters
 from r1lab.data.readable import ReadableFormat
 from r1lab.pipelines.pretrain import PretrainConfig
+from r1lab.pipelines.r1_common import OWNED, owned_by_pipeline
 from r1lab.pipelines.reward_model import RewardModelTrainConfig
-from r1lab.pipelines.rl_config import (
-    DataConfig,
-    EvalConfig,
-    GRPOConfig,
-    ModelConfig,
-    SamplingConfig,
-)
-from r1lab.pipelines.rs_config import RSSamplingConfig
-from r1lab.pipelines.sft_config import SFTTrainConfig
+from r1lab.pipelines.rl_config import DataConfig, EvalConfig, ModelConfig, RLConfig, SamplingConfig
+from r1lab.pipelines.rs_config import RSConfig, RSSamplingConfig
+from r1lab.pipelines.sft_config import SFTConfig
 from r1lab.rewards.combine import RewardComponent
 
 STAGES = ("cold_start", "reasoning_rl", "rejection_sft", "all_rl")
@@ -52,44 +50,44 @@ class R1ZeroSamplingConfig(RSSamplingConfig):
     stop: tuple[str, ...] = ("</answer>",)
 
 
-def _readable_filters() -> tuple[FilterSpec, ...]:
-    return (FilterSpec("readable"), *default_filters())
+@dataclass(frozen=True)
+class R1ZeroSampleConfig(RSConfig):
+    """Cold-start source (b): correct R1-Zero-format samples (reformatted by `cold_start`)."""
+
+    n_prompts: int = 128
+    k: int = 4
+    max_per_prompt: int = 1
+    sampling: R1ZeroSamplingConfig = field(default_factory=R1ZeroSamplingConfig)
+    rewards: tuple[RewardComponent, ...] = field(
+        default_factory=lambda: (RewardComponent("accuracy"), RewardComponent("format", 0.0))
+    )
+    filters: tuple[FilterSpec, ...] = ()
 
 
-@constrained(
-    seed_file=existing_file(),
-    n_seed=count(),
-    r1_zero_prompts=count(),
-    r1_zero_k=count(),
-)
+@dataclass(frozen=True)
+class R1RLConfig(RLConfig):
+    sampling: ChatSamplingConfig = field(default_factory=ChatSamplingConfig)
+    rewards: tuple[RewardComponent, ...] = ()  # () = automatic (`r1.stage_rewards`)
+
+
+@dataclass(frozen=True)
+class R1RejectionConfig(RSConfig):
+    n_prompts: int = 256
+    prompts_per_chunk: int = 16
+    filters: tuple[FilterSpec, ...] = field(
+        default_factory=lambda: (FilterSpec("readable"), *default_filters())
+    )
+
+
+@constrained(seed_file=existing_file(), n_seed=count())
 @dataclass(frozen=True)
 class ColdStartConfig:
     seed_file: str = ""  # hand-written long-CoT rows; "" = synthetic seed rows from data.tasks
     n_seed: int = 200
     r1_zero_model: str = "base"  # source (b): "base", a checkpoint path, or "" to skip it
-    r1_zero_prompts: int = 128
-    r1_zero_k: int = 4
-    r1_zero_sampling: R1ZeroSamplingConfig = field(default_factory=R1ZeroSamplingConfig)
+    r1_zero: R1ZeroSampleConfig = field(default_factory=R1ZeroSampleConfig)
     filters: tuple[FilterSpec, ...] = field(default_factory=default_filters)
-    sft: SFTTrainConfig = field(default_factory=SFTTrainConfig)
-
-
-@dataclass(frozen=True)
-class RLStageConfig:
-    grpo: GRPOConfig = field(default_factory=GRPOConfig)
-    rewards: tuple[RewardComponent, ...] = ()  # () = automatic
-
-
-@constrained(n_prompts=count(), k=count(), max_per_prompt=count(0), prompts_per_chunk=count())
-@dataclass(frozen=True)
-class RejectionStageConfig:
-    n_prompts: int = 256
-    k: int = 4
-    max_per_prompt: int = 2
-    min_score: float = 1.0  # a sample is kept when the accuracy reward scores at least this
-    prompts_per_chunk: int = 16
-    sampling: RSSamplingConfig = field(default_factory=RSSamplingConfig)
-    filters: tuple[FilterSpec, ...] = field(default_factory=_readable_filters)
+    sft: SFTConfig = field(default_factory=SFTConfig)
 
 
 @constrained(
@@ -121,7 +119,18 @@ class RewardModelConfig:
     train: RewardModelTrainConfig = field(default_factory=RewardModelTrainConfig)
 
 
-@constrained(threads=count(0), stages=prefix_of(STAGES), sft_max_len=count())
+# stage sections: what the pipeline sets in each (refused there, at load)
+_OWNED = {
+    "cold_start.r1_zero": OWNED["rs"],
+    "cold_start.sft": OWNED["sft"],
+    "reasoning_rl": OWNED["rl"],
+    "rejection": OWNED["rs"] | dict(reasoning="the top-level readable tags"),
+    "sft": OWNED["sft"],
+    "all_rl": OWNED["rl"],
+}
+
+
+@constrained(owned_by_pipeline(_OWNED), threads=count(0), stages=prefix_of(STAGES))
 @dataclass(frozen=True)
 class R1Config:
     seed: int = 0
@@ -130,17 +139,15 @@ class R1Config:
     threads: int = 0
     progress: bool = True
     stages: tuple[str, ...] = STAGES  # a prefix of STAGES to run (finished ones are skipped)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)  # the base; dtype/device: every stage
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
-    data: ChatDataConfig = field(default_factory=ChatDataConfig)
-    sampling: ChatSamplingConfig = field(default_factory=ChatSamplingConfig)
+    data: ChatDataConfig = field(default_factory=ChatDataConfig)  # every stage's task prompts
     readable: ReadableFormat = field(default_factory=ReadableFormat)
-    sft_max_len: int = 384
     cold_start: ColdStartConfig = field(default_factory=ColdStartConfig)
-    reasoning_rl: RLStageConfig = field(default_factory=RLStageConfig)
-    rejection: RejectionStageConfig = field(default_factory=RejectionStageConfig)
+    reasoning_rl: R1RLConfig = field(default_factory=R1RLConfig)
+    rejection: R1RejectionConfig = field(default_factory=R1RejectionConfig)
     general: GeneralConfig = field(default_factory=GeneralConfig)
-    sft: SFTTrainConfig = field(default_factory=SFTTrainConfig)
-    all_rl: RLStageConfig = field(default_factory=RLStageConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)  # stage 3's SFT of the base
+    all_rl: R1RLConfig = field(default_factory=R1RLConfig)
     reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
-    eval: R1EvalConfig = field(default_factory=R1EvalConfig)
+    eval: R1EvalConfig = field(default_factory=R1EvalConfig)  # after every stage; the RL stages'

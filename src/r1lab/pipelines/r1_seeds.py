@@ -10,47 +10,26 @@ by seed); ``seeds.png`` each seed thin, the mean bold.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import replace
-from pathlib import Path
 
-from r1lab.eval.seeds_report import Contrast, SeedSummary, plot_seed_arms, write_seed_report
+from r1lab.eval.seeds_report import Contrast, SeedSummary
 from r1lab.pipelines import r1
-from r1lab.pipelines.distill_vs_rl_seeds import SeedsResult, seeds_root
+from r1lab.pipelines.distill_vs_rl_seeds import SeedsResult, run_pipeline_seeds
 from r1lab.pipelines.r1_config import R1Config
-from r1lab.pipelines.seeds import run_seeds
 
 
 def run_seeds_r1(cfg: R1Config, seeds: Sequence[int], log=print) -> SeedsResult:
-    t0 = time.time()
-    root = seeds_root(cfg.output_dir, cfg.run_name, "r1")
-
-    def config_of(seed: int) -> R1Config:
-        return replace(cfg, seed=seed, output_dir=str(root), run_name=f"seed{seed}")
-
-    def one(seed: int, sdir: Path) -> dict:
-        res = r1.run(config_of(seed), log=log)
-        return {"arms": {name: dict(info["eval"]) for name, info in res.stages.items()}}
-
-    runs = run_seeds(root, seeds, config_of, one, resumable=True, log=log)
     stages = ["base", *cfg.stages]
     k = cfg.eval.k
     contrasts = [Contrast(a, b, "pass@1") for a, b in zip(stages, stages[1:])]
     if len(stages) > 2:
         contrasts.append(Contrast(stages[0], stages[-1], "pass@1"))
-    summary = SeedSummary(
+    summary_of = lambda per_seed: SeedSummary(  # noqa: E731
         title="r1lab R1 pipeline",
         seeds=list(seeds),
-        per_seed=[r.summary for r in runs],
+        per_seed=per_seed,
         arms=stages,
-        metrics=[
-            "pass@1",
-            f"cons@{k}",
-            "format_rate",
-            "mean_response_tokens",
-            "general_accuracy",
-        ],  # fmt: skip
+        metrics=["pass@1", f"cons@{k}", "format_rate", "mean_response_tokens", "general_accuracy"],
         contrasts=contrasts,
         notes=[
             "The seed sets the synthetic cold-start seed rows, every SFT and RL stage's order and "
@@ -65,7 +44,9 @@ def run_seeds_r1(cfg: R1Config, seeds: Sequence[int], log=print) -> SeedsResult:
             + f", the reasoning problems (data.seed {cfg.data.seed}) and every stage's budget.",
         ],  # fmt: skip
     )
-    plot = plot_seed_arms(summary, ["pass@1", f"cons@{k}", "format_rate"], root / "seeds.png")
-    report = write_seed_report(root, summary, "report", [plot.name])
-    log(f"[r1] report over {len(seeds)} seeds: {report['report_md']}")
-    return SeedsResult(root, runs, summary, report, time.time() - t0)
+
+    def run(c: R1Config) -> dict:
+        res = r1.run(c, log=log)
+        return {"arms": {name: dict(info["eval"]) for name, info in res.stages.items()}}
+
+    return run_pipeline_seeds(cfg, seeds, "r1", run, summary_of, log)

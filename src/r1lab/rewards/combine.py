@@ -17,15 +17,18 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from r1lab.config import constrained, keyword_params, registered, takes_params
 from r1lab.errors import ConfigError, R1LabError
 from r1lab.rewards.base import (
     REWARDS,
+    VERIFIERS,
     BatchContext,
     Completion,
     RewardResult,
     call_batch,
     call_one,
 )
+from r1lab.rewards.extract import EXTRACTORS
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,31 @@ class RewardErrorRateExceeded(R1LabError):
     garbage. The message names the component, its error rate, the threshold and the first error."""
 
 
+def _verifier_params(c: RewardComponent) -> tuple[str, str] | None:
+    """``accuracy`` hands its params to each row's verifier: a mapping named after a verifier is
+    that verifier's own; any other param must be one some verifier takes. Extractors registered."""
+    for key, value in c.params.items() if c.name == "accuracy" else ():
+        own = key in VERIFIERS  # a verifier's own section
+        if own and not isinstance(value, dict):
+            return f"params.{key}", f"a mapping of the params of the verifier {key!r}"
+        for k, v in value.items() if own else [(key, value)]:
+            takes = [keyword_params(VERIFIERS.get(n)) for n in ([key] if own else VERIFIERS)]
+            if (not own and isinstance(v, dict)) or all(
+                t is not None and k not in t for t in takes
+            ):
+                known = ", ".join(sorted(takes[0])) if own else ", ".join(VERIFIERS.names())
+                what = (
+                    f"the verifier {key!r} takes"
+                    if own
+                    else "some verifier takes, or one's section"
+                )
+                return f"params.{key}" + (f".{k}" if own else ""), f"a param {what} ({known})"
+            if k == "extractor" and (allowed := registered(EXTRACTORS)(v)):
+                return f"params.{key}" + (f".{k}" if own else ""), allowed
+    return None
+
+
+@constrained(takes_params(REWARDS), _verifier_params, name=registered(REWARDS))
 @dataclass(frozen=True)
 class RewardComponent:
     name: str
