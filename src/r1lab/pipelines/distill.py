@@ -6,6 +6,9 @@ capped, with provenance; resumable) -> SFT of the student on those traces (`sft`
 the distilled student. The teacher is a checkpoint directory (``teacher.path``) or any
 OpenAI-compatible endpoint (``endpoint.base_url``). Stages write into one run directory and a
 rerun skips the finished ones; ``report.md/json`` puts every evaluation side by side.
+
+Under torchrun rank 0 runs every stage and the other ranks join it for the student's SFT (the
+stage that trains: DDP or FSDP2, `sft.run`); they return None.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from r1lab.pipelines.distill_config import DistillConfig
 from r1lab.pipelines.r1_common import evaluated_stages, open_run_dir, print_table, run_stage
 from r1lab.pipelines.rs_config import RSConfig
 from r1lab.pipelines.sft_config import SFTConfig, SFTDataConfig
+from r1lab.utils import dist as rdist
 
 STAGES = ("sample", "sft")
 
@@ -80,7 +84,11 @@ def sample_traces(cfg: DistillConfig, sdir: Path, log=print) -> dict:
     }
 
 
-def train_student(cfg: DistillConfig, student: str, traces: dict, sdir: Path, log=print) -> dict:
+def train_student(
+    cfg: DistillConfig, student: str, traces: dict, sdir: Path, log=print, sent=None
+) -> dict:
+    if sent is not None and rdist.world_size() > 1:  # rank 0: the other ranks join this SFT
+        sent.append(rdist.broadcast_object((student, traces, sdir)))
     scfg = SFTConfig(
         seed=cfg.seed,
         threads=cfg.threads,
@@ -93,12 +101,28 @@ def train_student(cfg: DistillConfig, student: str, traces: dict, sdir: Path, lo
         ),
         train=cfg.sft,
     )
-    save_config(scfg, sdir / "config.yaml")
+    if rdist.is_main():
+        save_config(scfg, sdir / "config.yaml")
     res = sft.run(scfg, run_dir=sdir, log=log)
     return {"checkpoint": str(res.checkpoint), "eval_loss": res.eval_loss, "sft_steps": res.steps}
 
 
-def run(cfg: DistillConfig, log=print) -> DistillResult:
+def run(cfg: DistillConfig, log=print) -> DistillResult | None:
+    sent: list = []
+    with rdist.process_group(timeout_s=86400):  # the other ranks wait while rank 0 samples
+        if not rdist.is_main():  # wait for rank 0's student SFT (None: it runs none), join it
+            job = rdist.broadcast_object(None)
+            if job is not None:
+                train_student(cfg, *job, log=log)
+            return None
+        try:
+            return _run(cfg, log, sent)
+        finally:
+            if rdist.world_size() > 1 and not sent:
+                rdist.broadcast_object(None)
+
+
+def _run(cfg: DistillConfig, log, sent: list) -> DistillResult:
     t0 = time.time()
     _check(cfg)
     if cfg.threads:
@@ -146,7 +170,7 @@ def run(cfg: DistillConfig, log=print) -> DistillResult:
             done["distilled student"] = run_stage(
                 run_dir / "2_sft",
                 "sft",
-                evaluated(lambda s: train_student(cfg, student, traces, s, log)),
+                evaluated(lambda s: train_student(cfg, student, traces, s, log, sent)),
                 log,
             )
         done["traces"] = traces
