@@ -264,7 +264,7 @@ class Learner:
             loss, metrics = loss_fn(out, mb, num_seqs=num_seqs, num_tokens=num_tokens, **extra)
             (loss * world).backward()  # DDP/FSDP2 average gradients over ranks: sum them
             loss_total += float(loss.detach())
-            weight = float(mb.mask_BT.sum()) / num_tokens
+            weight = float(mb.mask_BT.sum()) / max(1.0, float(m.sum()))  # of this rank's tokens
             for k, v in metrics.items():
                 if k.endswith("_max"):
                     sums[k] = max(sums.get(k, float("-inf")), float(v))
