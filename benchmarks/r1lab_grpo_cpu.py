@@ -3,8 +3,8 @@
 
 Per step, in reading order: `HFGenerator.generate` samples 8 prompts x 8 completions of exactly L
 tokens (``min_new_tokens = max_new_tokens = L``: the ``<eos>`` logit is -inf) -> the two rewards ->
-``compute_advantages("grpo", eps=1e-4)`` -> `HFLearner.logprobs` of the frozen reference ->
-`HFLearner.update` with `policy_objective` (ppo_clip, eps 0.2, k3 KL at beta 0.04,
+``compute_advantages("grpo", eps=1e-4)`` -> `Learner.logprobs` of the frozen reference ->
+`Learner.update` with `policy_objective` (ppo_clip, eps 0.2, k3 KL at beta 0.04,
 ``agg="token_mean"`` = TRL's "dapo"), clip 1.0, fused AdamW at a constant lr.
 
 The old log-probs are the sampler's (one gradient step per batch, so ratio = 1 in value, as in
@@ -29,7 +29,7 @@ from phase_timer import PhaseTimer
 
 from r1lab.algo import compute_advantages, policy_objective
 from r1lab.engines.hf import HFGenerator
-from r1lab.engines.hf_learner import HFLearner, TrainBatch, padded
+from r1lab.engines.hf_learner import Learner, TrainBatch, padded
 from r1lab.types import SamplingParams
 
 
@@ -48,9 +48,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     opt = torch.optim.AdamW(
         model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, fused=True
     )
-    learner = HFLearner(
+    learner = Learner(
         model,
-        opt,
+        lambda _: (opt, None),
         pad_id=generator.pad_id,
         micro_batch_size=B,
         max_grad_norm=1.0,

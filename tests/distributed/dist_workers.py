@@ -6,7 +6,7 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from r1lab.algo import policy_objective
-from r1lab.engines.hf_learner import HFLearner, TrainBatch, padded
+from r1lab.engines.hf_learner import Learner, TrainBatch, padded
 
 B, VOCAB = 8, 40
 AGGS = ("seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm")
@@ -60,17 +60,13 @@ def loss_fn_for(agg: str):
     return loss_fn
 
 
-def one_update(learner_for, agg: str, batch: TrainBatch):
-    """(metrics, params after one SGD(lr=1) step = params - grad, no clipping)."""
-    model = tiny_qwen2()
-    learner = learner_for(model)
-    metrics = learner.update(batch, loss_fn_for(agg))
-    return metrics, learner
+def plain_learner(model, fsdp: bool = False) -> Learner:
+    """One SGD(lr=1) step = params - grad, no clipping."""
 
+    def sgd(module):
+        return torch.optim.SGD(module.parameters(), lr=1.0), None
 
-def plain_learner(train_model):
-    opt = torch.optim.SGD(train_model.parameters(), lr=1.0)
-    return HFLearner(train_model, opt, pad_id=0, micro_batch_size=3, max_grad_norm=1e6)
+    return Learner(model, sgd, fsdp=fsdp, micro_batch_size=3, max_grad_norm=1e6)
 
 
 def single_process_reference() -> dict:
@@ -88,7 +84,6 @@ def equivalence_worker(rank: int, world: int, store: str, out_path: str) -> None
     """Each mode (DDP, FSDP2) and aggregation: one update on this rank's half of the batch."""
     import torch.distributed as dist
 
-    from r1lab.engines.fsdp import DistributedLearner, training_model
     from r1lab.utils import dist as rdist
 
     torch.set_num_threads(1)
@@ -99,10 +94,9 @@ def equivalence_worker(rank: int, world: int, store: str, out_path: str) -> None
         out: dict = {"ddp": {}, "fsdp2": {}}
         for mode, agg in [(m, a) for m in out for a in AGGS]:
             model = tiny_qwen2()
-            train_model = training_model(model, fsdp=mode == "fsdp2")
-            learner = DistributedLearner(plain_learner(train_model), rollout_model=model)
+            learner = plain_learner(model, fsdp=mode == "fsdp2")
             metrics = learner.update(local, loss_fn_for(agg))
-            state = learner.model_state()
+            state = learner.state()["model"]
             rollout = {k: v.detach().clone() for k, v in model.state_dict().items()}
             out[mode][agg] = (metrics, state, rollout)
         if rank == 0:
@@ -163,3 +157,36 @@ def rank_failure_worker(rank: int, world: int, store: str, out_dir: str, model_d
     finally:
         rdist.shutdown(completed=False)  # destroy, then let gloo's workers finish (no SIGABRT)
     Path(out_dir, f"rank{rank}.txt").write_text(result)
+
+
+def sft_config(model_dir: str, data: str, out: str, name: str, fsdp: bool = False):
+    """One epoch of SFT; on 22 rows its steps hold 6, 6, 6 and 1 samples (rank 1 gets none)."""
+    from r1lab.pipelines.rl_config import DistConfig, ModelConfig
+    from r1lab.pipelines.sft_config import SFTConfig, SFTDataConfig, SFTTrainConfig
+
+    return SFTConfig(
+        output_dir=out,
+        run_name=name,
+        progress=False,
+        threads=1,
+        model=ModelConfig(path=model_dir, device="cpu"),
+        data=SFTDataConfig(train_file=data, eval_fraction=0.1),
+        train=SFTTrainConfig(epochs=1, batch_tokens=300, lr=5e-3),
+        dist=DistConfig(fsdp=fsdp),
+    )
+
+
+def sft_worker(rank: int, world: int, store: str, model_dir: str, data: str, out: str) -> None:
+    """`sft.run` on every rank, DDP then FSDP2; rank 0 writes each run's files."""
+    import torch.distributed as dist
+
+    from r1lab.pipelines import sft
+    from r1lab.utils import dist as rdist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        for mode in ("ddp", "fsdp2"):
+            cfg = sft_config(model_dir, data, out, mode, fsdp=mode == "fsdp2")
+            sft.run(cfg, log=lambda *_: None)
+    finally:
+        rdist.shutdown(completed=False)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from r1lab.algo import policy_objective
-from r1lab.engines.hf_learner import HFLearner, TrainBatch, micro_batches, padded
+from r1lab.engines.base import Learner as LearnerProtocol
+from r1lab.engines.hf_learner import Learner, TrainBatch, micro_batches, padded
 
 
 def random_batch(vocab: int, seed: int = 0) -> TrainBatch:
@@ -51,8 +52,10 @@ def gradient(model, batch: TrainBatch, **learner_kw) -> dict[str, torch.Tensor]:
                 if p.grad is not None:
                     grads[n] = p.grad.detach().clone()
 
-    opt = Capture(model.parameters(), lr=0.0)
-    learner = HFLearner(model, opt, pad_id=0, max_grad_norm=1e9, **learner_kw)
+    learner = Learner(
+        model, lambda m: (Capture(m.parameters(), lr=0.0), None), max_grad_norm=1e9, **learner_kw
+    )
+    assert isinstance(learner, LearnerProtocol)  # logprobs, update, state, load_state
     learner.update(batch, loss_fn)
     return grads
 
@@ -85,9 +88,12 @@ def test_token_budget_micro_batches_give_the_one_batch_gradient(tiny_model, tiny
 
 def test_token_budget_reference_logprobs_equal_one_batch(tiny_model, tiny_tokenizer):
     batch = random_batch(len(tiny_tokenizer), seed=1)
-    opt = torch.optim.SGD(tiny_model.parameters(), lr=0.0)
-    one = HFLearner(tiny_model, opt, pad_id=0, micro_batch_size=10).logprobs(tiny_model, batch)
-    packed = HFLearner(tiny_model, opt, pad_id=0, micro_batch_tokens=30).logprobs(tiny_model, batch)
+
+    def sgd(m):
+        return torch.optim.SGD(m.parameters(), lr=0.0), None
+
+    one = Learner(tiny_model, sgd, micro_batch_size=10).logprobs(tiny_model, batch)
+    packed = Learner(tiny_model, sgd, micro_batch_tokens=30).logprobs(tiny_model, batch)
     assert torch.allclose(one, packed, atol=1e-5)
     assert (one[batch.mask_BT == 0] == 0).all()
 
@@ -103,4 +109,6 @@ def test_gradient_checkpointing_keeps_the_gradient(tiny_model, tiny_tokenizer):
 def test_gradient_checkpointing_needs_support():
     model = torch.nn.Linear(2, 2)
     with pytest.raises(ValueError, match="does not support gradient checkpointing"):
-        HFLearner(model, torch.optim.SGD(model.parameters()), pad_id=0, gradient_checkpointing=True)
+        Learner(
+            model, lambda m: (torch.optim.SGD(m.parameters()), None), gradient_checkpointing=True
+        )

@@ -158,7 +158,7 @@ def test_mu_passes_of_mini_batches_make_mu_times_m_optimizer_steps(tmp_path, mu,
         tmp_path, f"grpo.mu={mu}", f"grpo.mini_batches={mini_batches}"
     )
     steps = []
-    policy.learner.learner.optimizer.register_step_post_hook(lambda *_: steps.append(1))
+    policy.learner.optimizer.register_step_post_hook(lambda *_: steps.append(1))
     seen = []
     real_update = policy.learner.update
     policy.learner.update = lambda b, fn: seen.append(b.completion_ids) or real_update(b, fn)

@@ -4,6 +4,7 @@ finished run, and runs from the CLI."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from r1lab.data.general_chat import general_sft_rows
 from r1lab.errors import ConfigError
 from r1lab.models.tiny import build_model
 from r1lab.pipelines import sft
+from r1lab.pipelines.rl_config import LoraSettings
 from r1lab.pipelines.sft_config import SFTConfig, SFTDataConfig, SFTTrainConfig
 
 
@@ -66,7 +68,7 @@ def test_resume_after_a_crash_gives_the_same_weights(
     sft.run(config(data_file), run_dir=tmp_path / "full", model=full, tokenizer=tiny_tokenizer)
 
     calls = {"n": 0}
-    real = sft.batch_loss
+    real = sft.nll_loss
 
     def crash_on_step_8(*a, **kw):
         calls["n"] += 1
@@ -74,16 +76,17 @@ def test_resume_after_a_crash_gives_the_same_weights(
             raise KeyboardInterrupt  # killed during step 8, after the step-6 checkpoint
         return real(*a, **kw)
 
-    monkeypatch.setattr(sft, "batch_loss", crash_on_step_8)
+    monkeypatch.setattr(sft, "nll_loss", crash_on_step_8)
     crashed = build_model("test", tiny_tokenizer, seed=0)
     with pytest.raises(KeyboardInterrupt):
         sft.run(
             config(data_file), run_dir=tmp_path / "resumed", model=crashed, tokenizer=tiny_tokenizer
         )
     assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir()) == [
-        "step-0000006"
+        "latest",
+        "step-000006",
     ]
-    monkeypatch.setattr(sft, "batch_loss", real)
+    monkeypatch.setattr(sft, "nll_loss", real)
     fresh = build_model(
         "test", tiny_tokenizer, seed=1
     )  # different init: weights come from the ckpt
@@ -148,3 +151,26 @@ def test_cli_sft(tmp_path, data_file, tiny_tokenizer, capsys):
         )
         == 2
     )
+
+
+def test_sft_with_lora_changes_only_adapter_weights(tmp_path, data_file, tiny_tokenizer):
+    pytest.importorskip("peft")
+    from safetensors.torch import load_file
+
+    torch.set_num_threads(1)
+    model = build_model("test", tiny_tokenizer, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = replace(config(data_file, max_steps=3), lora=replace(LoraSettings(), enabled=True, r=4))
+    res = sft.run(cfg, run_dir=tmp_path / "lora", model=model, tokenizer=tiny_tokenizer)
+    after = model.state_dict()  # the adapter-injected model: base_layer weights + lora_A/B
+    adapters = {k: v for k, v in after.items() if ".lora_" in k}
+    base = {k.replace(".base_layer.", "."): v for k, v in after.items() if ".lora_" not in k}
+    assert adapters and base.keys() == before.keys()
+    assert all(torch.equal(base[k], before[k]) for k in before)  # every base weight unchanged
+    assert any(
+        k.endswith("lora_B.default.weight") and v.abs().sum() > 0 for k, v in adapters.items()
+    )
+    merged = load_file(res.checkpoint / "model.safetensors")  # adapters folded in, plain names
+    assert merged.keys() <= before.keys()
+    assert any(not torch.equal(merged[k], before[k]) for k in merged)
+    assert (res.checkpoint / "adapter" / "adapter_config.json").exists()

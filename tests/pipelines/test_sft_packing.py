@@ -6,15 +6,28 @@ from __future__ import annotations
 import pytest
 import torch
 
+from r1lab.algo import nll_token_mean
 from r1lab.data.chat import row_to_conversation, tokenize_conversation
 from r1lab.pipelines.sft_batching import (
-    batch_loss,
+    SFTBatch,
     collate_packed,
     collate_padded,
-    per_sample_nll,
     plan_batches,
     target_logprobs,
 )
+
+
+def per_sample_nll(logp: torch.Tensor, batch: SFTBatch) -> torch.Tensor:
+    """Mean NLL of each sample's targets, (num_samples,), read back through ``seq_id``."""
+    nll = (-logp * batch.mask.to(logp.device)).flatten()
+    sid = batch.seq_id.flatten().to(logp.device)
+    keep = sid >= 0
+    sums = torch.zeros(batch.num_samples, dtype=nll.dtype, device=nll.device)
+    counts = torch.zeros_like(sums)
+    sums.index_add_(0, sid[keep], nll[keep])
+    counts.index_add_(0, sid[keep], torch.ones_like(nll[keep]))
+    return sums / counts.clamp(min=1)
+
 
 ROWS = [
     {"prompt": "Compute 3 + 4", "completion": "3 + 4 = 7. The answer is 7."},
@@ -96,7 +109,7 @@ def test_packed_and_padded_gradients_match(model, samples):
     grads = []
     for batch in (collate_packed(samples), collate_padded(samples, pad_id=0)):
         model.zero_grad()
-        batch_loss(model, batch).backward()
+        nll_token_mean(target_logprobs(model, batch), batch.mask)[0].backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
     assert grads[0].abs().sum() > 0

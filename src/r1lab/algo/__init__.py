@@ -1,6 +1,7 @@
 """Pure tensor math of the GRPO family: advantages, KL estimators, policy losses, aggregation,
-log-probs, DAPO filters and the sampler/trainer importance-sampling correction. Imports torch
-only; every function takes tensors and named scalars.
+log-probs, DAPO filters, the sampler/trainer importance-sampling correction and the supervised
+losses (SFT NLL, Bradley-Terry). Imports torch only; every function takes tensors and named
+scalars.
 
 Importing this package registers every estimator, loss and aggregation in its registry.
 """
@@ -14,6 +15,7 @@ from r1lab.algo.is_correction import IS_CORRECTIONS, mismatch_metrics, truncated
 from r1lab.algo.kl import KL_ESTIMATORS
 from r1lab.algo.logprobs import entropy_from_logits, logprobs_from_hidden, token_logprobs
 from r1lab.algo.losses import POLICY_LOSSES
+from r1lab.algo.supervised import bradley_terry, nll_token_mean
 
 __all__ = [
     "ADVANTAGES",
@@ -23,6 +25,7 @@ __all__ = [
     "POLICY_LOSSES",
     "AlgoError",
     "batch_normalizers",
+    "bradley_terry",
     "compute_advantages",
     "entropy_from_logits",
     "informative_groups",
@@ -30,6 +33,7 @@ __all__ = [
     "masked_mean",
     "masked_whiten",
     "mismatch_metrics",
+    "nll_token_mean",
     "overlong_mask",
     "policy_objective",
     "returns_to_go",

@@ -19,5 +19,6 @@ def run(args) -> int:
 
     recipe, overrides = split_recipe(args)
     result = distill.run(load_config(DistillConfig, recipe, overrides))
-    print(f"done in {result.wall_seconds:.0f}s; report {result.report['report_md']}")
+    if result is not None:  # None: a torchrun rank other than 0 (it joined the student's SFT)
+        print(f"done in {result.wall_seconds:.0f}s; report {result.report['report_md']}")
     return 0

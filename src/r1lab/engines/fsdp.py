@@ -1,9 +1,8 @@
 """Multi-process learner under ``torchrun``: DDP, or FSDP2 for models that do not fit one device.
 
-Composition, not a new trainer: `training_model` wraps the policy for the process group and
-`DistributedLearner` wraps the single-process `HFLearner` (which keeps its micro-batching, grad
-clipping and non-finite skipping). What makes N processes equal to one process on the global
-batch (tests/distributed/test_equivalence.py):
+`training_model` wraps a model for the process group; `hf_learner.Learner` trains the wrapped
+module and calls the full-state helpers below for its checkpoints. What makes N processes equal
+to one process on the global batch (tests/distributed/test_equivalence.py):
 
 1. the loss normalizers (sequences and tokens with a non-empty mask) are SUMMED over ranks before
    any loss is computed, and every rank's micro-batch losses use those global counts;
@@ -16,8 +15,8 @@ batch (tests/distributed/test_equivalence.py):
    same optimizer step (or skips it together when the gradient is not finite).
 
 DDP shares its parameters with the plain model, so the rollout generator samples from the policy
-being trained. DDP reduces after every micro-batch's backward (HFLearner owns the micro-batch loop,
-so there is no ``no_sync``): more communication than needed, the same result. FSDP2
+being trained. DDP reduces after every micro-batch's backward (the Learner's micro-batch loop has
+no ``no_sync``): more communication than needed, the same result. FSDP2
 (`torch.distributed.fsdp.fully_shard`, one shard group per decoder layer plus the root) trains a
 sharded copy; the plain model stays the rollout copy and `sync_rollout_weights` refreshes it from
 the shards after each update (a full copy per rank for generation: what a vLLM engine would hold).
@@ -40,8 +39,6 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.nn.parallel import DistributedDataParallel
 
-from r1lab.engines.hf_learner import HFLearner, LossFn, TrainBatch
-from r1lab.errors import ConfigError
 from r1lab.utils import dist as rdist
 
 
@@ -89,90 +86,36 @@ def is_sharded(module: torch.nn.Module) -> bool:
     return isinstance(_unwrap(module), FSDPModule)
 
 
-class DistributedLearner:
-    """`HFLearner` over a process group: global normalizers, summed gradients, reduced metrics.
+def full_model_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Full (unsharded) CPU state dict of the trained model (collective under FSDP2)."""
+    model = _unwrap(module)
+    if is_sharded(model):
+        opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_model_state_dict(model, options=opts)
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
-    In a single process it is the plain `HFLearner` (every collective is then the identity)."""
 
-    def __init__(self, learner: HFLearner, rollout_model: torch.nn.Module) -> None:
-        if rdist.world_size() > 1 and getattr(learner, "micro_batch_tokens", 0):
-            raise ConfigError(
-                "token-budget micro-batches (grpo.micro_batch_tokens) give ranks different "
-                "numbers of backward passes, which deadlocks DDP/FSDP; set it to 0 under torchrun"
-            )
-        self.learner = learner
-        self.rollout_model = rollout_model
+def full_optimizer_state(module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    model = _unwrap(module)
+    if is_sharded(model):
+        opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_optimizer_state_dict(model, optimizer, options=opts)
+    return optimizer.state_dict()
 
-    @property
-    def skipped_steps(self) -> int:
-        return self.learner.skipped_steps
 
-    @skipped_steps.setter
-    def skipped_steps(self, n: int) -> None:
-        self.learner.skipped_steps = n
+def load_full_state(module, optimizer, model_state: dict, optimizer_state: dict) -> None:
+    """The inverse of `full_model_state` / `full_optimizer_state` (every rank calls it)."""
+    model = _unwrap(module)
+    if is_sharded(model):
+        opts = StateDictOptions(full_state_dict=True)
+        set_model_state_dict(model, model_state, options=opts)
+        set_optimizer_state_dict(model, optimizer, optimizer_state, options=opts)
+    else:
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(optimizer_state)
 
-    def logprobs(self, model, batch: TrainBatch) -> torch.Tensor:
-        return self.learner.logprobs(model, batch)
 
-    def score(self, batch: TrainBatch, *models) -> list[torch.Tensor | None]:
-        return self.learner.score(batch, *models)  # local rows, no collective
-
-    def update(self, batch: TrainBatch, loss_fn: LossFn) -> dict[str, float]:
-        """One optimizer step on the global batch (this rank holds its rows of it)."""
-        m = batch.mask_BT.detach().float()
-        seqs, tokens = rdist.all_sum([float((m.sum(-1) > 0).sum()), float(m.sum())])
-        num_seqs, num_tokens = max(1.0, seqs), max(1.0, tokens)  # = batch_normalizers(global)
-
-        world = rdist.world_size()
-
-        def global_loss(logp, mb, *, entropy_BT, **_local_normalizers):
-            loss, metrics = loss_fn(
-                logp, mb, entropy_BT=entropy_BT, num_seqs=num_seqs, num_tokens=num_tokens
-            )
-            return loss * world, metrics  # DDP/FSDP2 average gradients over ranks
-
-        out = self.learner.update(batch, global_loss)
-        out["loss"] /= world  # this rank's share of the global loss; summed over ranks below
-        out = rdist.reduce_rows(out, weight=float(m.sum()))  # token-weighted means over ranks
-        if is_sharded(self.learner.model):
-            self.sync_rollout_weights()
-        return out
-
-    def sync_rollout_weights(self) -> None:
-        """FSDP2: copy the full trained weights into the rollout model (collective)."""
-        full = get_model_state_dict(
-            _unwrap(self.learner.model), options=StateDictOptions(full_state_dict=True)
-        )
-        self.rollout_model.load_state_dict(full)
-
-    # ---- checkpoint state (collectives: every rank calls them) ----
-    def model_state(self) -> dict[str, torch.Tensor]:
-        """Full (unsharded) CPU state dict of the trained model; complete on rank 0."""
-        model = _unwrap(self.learner.model)
-        if is_sharded(model):
-            opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
-            return get_model_state_dict(model, options=opts)
-        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
-
-    def load_model_state(self, state: dict[str, torch.Tensor]) -> None:
-        model = _unwrap(self.learner.model)
-        if is_sharded(model):
-            set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True))
-            self.sync_rollout_weights()
-        else:
-            model.load_state_dict(state)
-
-    def optimizer_state(self) -> dict:
-        model = _unwrap(self.learner.model)
-        if is_sharded(model):
-            opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
-            return get_optimizer_state_dict(model, self.learner.optimizer, options=opts)
-        return self.learner.optimizer.state_dict()
-
-    def load_optimizer_state(self, state: dict) -> None:
-        model = _unwrap(self.learner.model)
-        if is_sharded(model):
-            opts = StateDictOptions(full_state_dict=True)
-            set_optimizer_state_dict(model, self.learner.optimizer, state, options=opts)
-        else:
-            self.learner.optimizer.load_state_dict(state)
+def sync_rollout_weights(module: torch.nn.Module, rollout_model: torch.nn.Module) -> None:
+    """FSDP2: copy the full trained weights into the rollout model (collective)."""
+    full = get_model_state_dict(_unwrap(module), options=StateDictOptions(full_state_dict=True))
+    rollout_model.load_state_dict(full)

@@ -1,9 +1,12 @@
-"""Single-process learner for `transformers` models: teacher-forced log-probs and policy updates.
+"""The `Learner` (`engines.base`) of every training stage (RL, SFT, pretraining, reward model),
+one process or under torchrun (DDP, FSDP2: `engines/fsdp.py`), full weights or LoRA adapters.
 
-`update` splits a rollout batch into micro-batches, computes the loss normalizers over the WHOLE
-batch (so gradient accumulation gives the same gradient as one big batch) and passes them to the
-loss function, clips the gradient norm and steps the optimizer. A step whose loss or gradient is
-not finite is skipped (no parameter change) and reported, never applied.
+``update(batch, loss_fn)`` is one optimizer step: the loss normalizers are counted over the WHOLE
+batch (summed over ranks), so gradient accumulation over micro-batches and N processes give the
+gradient of one big batch; the gradient norm is clipped; a step whose loss or gradient is not
+finite is skipped (no parameter change) and reported, never applied. Batches: `TrainBatch` (RL
+rollouts, here), `SFTBatch` (SFT, pretraining) and the reward model's `PairBatch`. The caller
+steps ``learner.scheduler`` (RL once per RL step, SFT once per update).
 
 Memory: micro-batches hold ``micro_batch_size`` rows, or, with ``micro_batch_tokens > 0``, as many
 rows (sorted by length) as fit a budget of padded prompt+completion tokens, so long and short
@@ -19,9 +22,11 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from r1lab.algo import batch_normalizers
-from r1lab.engines import cpu_kernels, cpu_malloc
+from r1lab.engines import cpu_kernels
+from r1lab.engines import fsdp as shard
 from r1lab.engines.hf import completion_logprobs
+from r1lab.errors import ConfigError
+from r1lab.utils import dist as rdist
 
 
 @dataclass
@@ -62,6 +67,21 @@ class TrainBatch:
         return replace(
             self, **{name: None if t is None else t.to(device) for name, t in self._tensors()}
         )
+
+    def micro_batches(self, learner: Learner) -> list[TrainBatch]:
+        return [self.select(idx) for idx in learner.micro_batch_rows(self)]
+
+    def forward(self, model, learner: Learner) -> tuple[torch.Tensor, dict]:
+        """(logp_BT, {"entropy_BT": ...}) of the completions under ``model``, differentiable."""
+        logp, _, ent = completion_logprobs(
+            model,
+            self.prompt_ids,
+            self.completion_ids,
+            pad_id=learner.pad_id,
+            temperature=learner.temperature,
+            with_entropy=True,
+        )
+        return logp, {"entropy_BT": ent}
 
     def _tensors(self) -> list[tuple[str, torch.Tensor | None]]:
         """Every (B, T) tensor field: a new field added to the dataclass is carried along."""
@@ -137,31 +157,41 @@ def shuffled_mini_batches(
     ]
 
 
-class HFLearner:
+def adamw(lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999), schedule=None) -> Callable:
+    """A `Learner`'s ``make_optimizer``: AdamW over the parameters that require grad (LoRA: the
+    adapters) and ``schedule(optimizer)`` (a torch LR scheduler; None without one)."""
+
+    def make(module):
+        params = [p for p in module.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
+        return opt, None if schedule is None else schedule(opt)
+
+    return make
+
+
+class Learner:
+    """Trains ``model`` (wrapped for the process group by `fsdp.training_model`) with the
+    optimizer ``make_optimizer(module) -> (optimizer, scheduler or None)`` builds for the module
+    it trains. ``rollout_model`` is the plain model (what generators sample and evals read)."""
+
     def __init__(
         self,
         model,
-        optimizer: torch.optim.Optimizer,
-        scheduler=None,
+        make_optimizer: Callable,
         *,
-        pad_id: int,
+        fsdp: bool = False,
+        pad_id: int = 0,
         micro_batch_size: int = 32,
         micro_batch_tokens: int = 0,
         gradient_checkpointing: bool = False,
         max_grad_norm: float = 1.0,
         temperature: float = 1.0,
     ) -> None:
-        self.model = model
-        cpu_kernels.enable(model)
-        cpu_malloc.keep_freed_memory()
-        self.optimizer = optimizer
-        self.scheduler = scheduler
-        self.pad_id = pad_id
-        self.micro_batch_size = micro_batch_size
-        self.micro_batch_tokens = micro_batch_tokens
-        self.max_grad_norm = max_grad_norm
-        self.temperature = temperature
-        self.skipped_steps = 0
+        if rdist.world_size() > 1 and micro_batch_tokens:
+            raise ConfigError(
+                "token-budget micro-batches (grpo.micro_batch_tokens) give ranks different "
+                "numbers of backward passes, which deadlocks DDP/FSDP; set it to 0 under torchrun"
+            )
         if gradient_checkpointing:
             if not getattr(model, "supports_gradient_checkpointing", False):
                 raise ValueError(f"{type(model).__name__} does not support gradient checkpointing")
@@ -170,8 +200,17 @@ class HFLearner:
                 model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
             else:
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        self.rollout_model = model
+        self.model = shard.training_model(model, fsdp=fsdp)  # `model` itself in one process
+        self.optimizer, self.scheduler = make_optimizer(self.model)
+        self.pad_id = pad_id
+        self.micro_batch_size = micro_batch_size
+        self.micro_batch_tokens = micro_batch_tokens
+        self.max_grad_norm = max_grad_norm
+        self.temperature = temperature
+        self.skipped_steps = 0
 
-    def _micro_batches(self, batch: TrainBatch) -> list[list[int]]:
+    def micro_batch_rows(self, batch: TrainBatch) -> list[list[int]]:
         return micro_batches(
             batch.prompt_ids,
             batch.completion_ids,
@@ -185,7 +224,7 @@ class HFLearner:
 
     @torch.no_grad()
     def score(self, batch: TrainBatch, *models) -> list[torch.Tensor | None]:
-        """Log-probs (B, T) of the batch's completions under each of `models` (``None`` gives
+        """Log-probs (B, T) of this rank's completions under each of `models` (``None`` gives
         ``None``), in one pass over the micro-batches: e.g. the policy's own (the trainer's old
         log-probs) and the frozen reference's, before the first update of a step."""
         T = batch.mask_BT.size(1)
@@ -193,7 +232,7 @@ class HFLearner:
         for m in models:
             if m is not None:
                 cpu_kernels.enable(m)
-        for idx in self._micro_batches(batch):
+        for idx in self.micro_batch_rows(batch):
             mb = batch.select(idx)
             for model, out in zip(models, outs):
                 if model is None:
@@ -209,33 +248,23 @@ class HFLearner:
                 out[torch.tensor(idx), :t] = logp[:, :t].float().cpu()
         return outs
 
-    def update(self, batch: TrainBatch, loss_fn: LossFn) -> dict[str, float]:
-        """One optimizer step over the whole batch (micro-batched).
-
-        ``loss_fn(logp_BT, mb, *, entropy_BT, num_seqs, num_tokens) -> (loss, metrics)``.
-        """
+    def update(self, batch, loss_fn: LossFn) -> dict[str, float]:
+        """One optimizer step on the global batch (this rank holds its rows of it)."""
         self.model.train()
-        norms = batch_normalizers(batch.mask_BT)  # global: spans all micro-batches
-        num_seqs, num_tokens = float(norms["num_seqs"]), float(norms["num_tokens"])
+        m = batch.mask_BT.detach().float()
+        seqs, tokens = rdist.all_sum([float((m.sum(-1) > 0).sum()), float(m.sum())])
+        num_seqs, num_tokens = max(1.0, seqs), max(1.0, tokens)  # = batch_normalizers(global)
+        world = rdist.world_size()
         sums: dict[str, float] = {}
         loss_total = 0.0
         device = next(self.model.parameters()).device
-        for idx in self._micro_batches(batch):
-            mb = batch.select(idx).to(device)  # rollouts are built on the CPU
-            logp, _, ent = completion_logprobs(
-                self.model,
-                mb.prompt_ids,
-                mb.completion_ids,
-                pad_id=self.pad_id,
-                temperature=self.temperature,
-                with_entropy=True,
-            )
-            loss, metrics = loss_fn(
-                logp, mb, entropy_BT=ent, num_seqs=num_seqs, num_tokens=num_tokens
-            )
-            loss.backward()
+        for mb in batch.micro_batches(self):
+            mb = mb.to(device)  # batches are built on the CPU
+            out, extra = mb.forward(self.model, self)
+            loss, metrics = loss_fn(out, mb, num_seqs=num_seqs, num_tokens=num_tokens, **extra)
+            (loss * world).backward()  # DDP/FSDP2 average gradients over ranks: sum them
             loss_total += float(loss.detach())
-            weight = float(mb.mask_BT.sum()) / max(num_tokens, 1.0)
+            weight = float(mb.mask_BT.sum()) / max(1.0, float(m.sum()))  # of this rank's tokens
             for k, v in metrics.items():
                 if k.endswith("_max"):
                     sums[k] = max(sums.get(k, float("-inf")), float(v))
@@ -248,14 +277,25 @@ class HFLearner:
         finite = bool(torch.isfinite(torch.tensor([loss_total, grad_norm])).all())
         if finite:
             self.optimizer.step()
-            if self.scheduler is not None:
-                self.scheduler.step()
         else:
             self.skipped_steps += 1
         self.optimizer.zero_grad(set_to_none=True)
+        if shard.is_sharded(self.model):
+            shard.sync_rollout_weights(self.model, self.rollout_model)
+        row = {"loss": loss_total, "grad_norm": grad_norm, "skipped_nonfinite": float(not finite)}
+        return rdist.reduce_rows(row | sums, weight=float(m.sum()))  # token-weighted over ranks
+
+    def state(self) -> dict:
+        """Full (unsharded) CPU model and optimizer state and the skipped-step count (collective
+        under FSDP2: every rank calls it; complete on rank 0)."""
         return {
-            "loss": loss_total,
-            "grad_norm": grad_norm,
-            "skipped_nonfinite": float(not finite),
-            **sums,
+            "model": shard.full_model_state(self.model),
+            "optimizer": shard.full_optimizer_state(self.model, self.optimizer),
+            "skipped_steps": self.skipped_steps,
         }
+
+    def load_state(self, state: dict) -> None:
+        shard.load_full_state(self.model, self.optimizer, state["model"], state["optimizer"])
+        if shard.is_sharded(self.model):
+            shard.sync_rollout_weights(self.model, self.rollout_model)
+        self.skipped_steps = state["skipped_steps"]

@@ -21,7 +21,6 @@ Not here: which modules to target or the rank (the recipe's ``lora`` section) an
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -89,11 +88,6 @@ def lora_layers(peft_model) -> Iterator[tuple[str, torch.nn.Module]]:
             yield name, module
 
 
-def adapter_parameters(peft_model) -> dict[str, torch.nn.Parameter]:
-    """The trainable adapter parameters by name (all ``lora_`` parameters)."""
-    return {n: p for n, p in peft_model.get_base_model().named_parameters() if ".lora_" in n}
-
-
 @torch.no_grad()
 def merged_state_dict(peft_model) -> dict[str, torch.Tensor]:
     """The policy's weights with every adapter folded in, under the plain model's names.
@@ -157,12 +151,6 @@ class AdapterDisabledReference:
 
     def __call__(self, *args, **kwargs):
         return _DisabledCall(self._peft_model, self._inner)(*args, **kwargs)
-
-    @contextlib.contextmanager
-    def active(self):
-        """The adapters disabled for a block (for code that calls the policy directly)."""
-        with self._peft_model.disable_adapter():
-            yield self._inner
 
 
 def save_lora_run(peft_model, tokenizer, checkpoint: Path) -> Path:

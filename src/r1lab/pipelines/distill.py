@@ -6,6 +6,9 @@ capped, with provenance; resumable) -> SFT of the student on those traces (`sft`
 the distilled student. The teacher is a checkpoint directory (``teacher.path``) or any
 OpenAI-compatible endpoint (``sample.teacher.base_url``). Stages write into one run directory
 and a rerun skips the finished ones; ``report.md/json`` puts every evaluation side by side.
+
+Under torchrun rank 0 runs every stage and the other ranks join it for the student's SFT (the
+stage that trains: DDP or FSDP2, `sft.run`); they return None.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from r1lab.pipelines.r1_common import (
     run_stage,
     stage_config,
 )
+from r1lab.utils import dist as rdist
 
 
 def _check(cfg: DistillConfig) -> None:
@@ -57,16 +61,36 @@ def sample_traces(cfg: DistillConfig, sdir: Path, log=print) -> dict:
     }
 
 
-def train_student(cfg: DistillConfig, student: str, traces: dict, sdir: Path, log=print) -> dict:
+def train_student(
+    cfg: DistillConfig, student: str, traces: dict, sdir: Path, log=print, sent=None
+) -> dict:
+    if sent is not None and rdist.world_size() > 1:  # rank 0: the other ranks join this SFT
+        sent.append(rdist.broadcast_object((student, traces, sdir)))
     fmt = {"train_file": traces["dataset"], "prompt_format": traces["prompt_format"]}
     model = replace(cfg.student, path=student)
     scfg = stage_config(cfg.sft, cfg, model, data=replace(cfg.sft.data, **fmt))
-    save_config(scfg, sdir / "config.yaml")
+    if rdist.is_main():
+        save_config(scfg, sdir / "config.yaml")
     res = sft.run(scfg, run_dir=sdir, log=log)
     return {"checkpoint": str(res.checkpoint), "eval_loss": res.eval_loss, "sft_steps": res.steps}
 
 
-def run(cfg: DistillConfig, log=print) -> PipelineResult:
+def run(cfg: DistillConfig, log=print) -> PipelineResult | None:
+    sent: list = []
+    with rdist.process_group(timeout_s=86400):  # the other ranks wait while rank 0 samples
+        if not rdist.is_main():  # wait for rank 0's student SFT (None: it runs none), join it
+            job = rdist.broadcast_object(None)
+            if job is not None:
+                train_student(cfg, *job, log=log)
+            return None
+        try:
+            return _run(cfg, log, sent)
+        finally:
+            if rdist.world_size() > 1 and not sent:
+                rdist.broadcast_object(None)
+
+
+def _run(cfg: DistillConfig, log, sent: list) -> PipelineResult:
     t0 = time.time()
     _check(cfg)
     run_dir = open_run_dir(cfg.output_dir, cfg.run_name, "distill", cfg)
@@ -109,7 +133,7 @@ def run(cfg: DistillConfig, log=print) -> PipelineResult:
             done["distilled student"] = run_stage(
                 run_dir / "2_sft",
                 "sft",
-                evaluated(lambda s: train_student(cfg, student, traces, s, log)),
+                evaluated(lambda s: train_student(cfg, student, traces, s, log, sent)),
                 log,
             )
         done["traces"] = traces

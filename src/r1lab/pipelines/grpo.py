@@ -47,16 +47,8 @@ class RLResult:
 def run(cfg: RLConfig, **kwargs) -> RLResult:
     """Train; returns an `RLResult`. Under torchrun every rank runs this (DDP, or FSDP2 with
     ``dist.fsdp``): each generates its share of the step's prompt groups, rank 0 writes files."""
-    owns_group = rdist.init_from_env(cfg.dist.backend, cfg.dist.timeout_s)
-    try:
-        result = _run(cfg, **kwargs)
-    except BaseException:
-        if owns_group:
-            rdist.shutdown(completed=False)
-        raise
-    if owns_group:
-        rdist.shutdown()  # every rank finished: they meet in a barrier first (see shutdown)
-    return result
+    with rdist.process_group(cfg.dist.backend, cfg.dist.timeout_s):
+        return _run(cfg, **kwargs)
 
 
 def _run(cfg: RLConfig, *, run_dir=None, model=None, tokenizer=None, log=print, resume=None):

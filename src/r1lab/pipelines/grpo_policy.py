@@ -19,9 +19,8 @@ from typing import Any
 
 import torch
 
-from r1lab.engines.fsdp import DistributedLearner, training_model
 from r1lab.engines.generators import build_generator
-from r1lab.engines.hf_learner import HFLearner
+from r1lab.engines.hf_learner import Learner
 from r1lab.engines.vllm import colocated_device
 from r1lab.models.lora import (
     AdapterDisabledReference,
@@ -48,7 +47,7 @@ class Policy:
     tokenizer: Any
     ref: Any  # None without a KL (grpo.beta == 0 and no KL in the reward)
     generator: Any  # from engines/generators.py: HFGenerator | VLLMGenerator
-    learner: DistributedLearner
+    learner: Learner
     sched: Any
     lora_model: Any = None  # the PeftModel when lora.enabled
     colocated: bool = False  # a vLLM engine on the learner's GPU
@@ -105,12 +104,10 @@ def build_policy(cfg: RLConfig, model, tokenizer, run_dir: Path) -> Policy:
         workdir=run_dir / "vllm_engine",
         seed=cfg.seed,
     )
-    train_model = training_model(model, fsdp=cfg.dist.fsdp)  # `model` itself in one process
-    opt, policy.sched = make_optimizer(train_model, g)
-    learner = HFLearner(
-        train_model,
-        opt,
-        None,  # the schedule follows RL steps: rl_step steps policy.sched
+    policy.learner = Learner(
+        model,
+        lambda train_model: make_optimizer(train_model, g),
+        fsdp=cfg.dist.fsdp,
         pad_id=policy.generator.pad_id,
         micro_batch_size=g.micro_batch_size,
         micro_batch_tokens=g.micro_batch_tokens,
@@ -118,5 +115,5 @@ def build_policy(cfg: RLConfig, model, tokenizer, run_dir: Path) -> Policy:
         max_grad_norm=g.max_grad_norm,
         temperature=cfg.sampling.temperature,
     )
-    policy.learner = DistributedLearner(learner, rollout_model=model)  # plain in one process
+    policy.sched = policy.learner.scheduler  # follows RL steps: rl_step steps it
     return policy

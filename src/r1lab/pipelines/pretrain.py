@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +140,10 @@ def pretrain(cfg: PretrainConfig, out: Path, *, progress: bool = True, log=print
     import torch
 
     from r1lab.engines import cpu_kernels, cpu_malloc
+    from r1lab.engines.hf_learner import Learner, adamw
+    from r1lab.pipelines.sft import nll_loss
+    from r1lab.pipelines.sft_batching import SFTBatch
+    from r1lab.utils.checkpoint import atomic_dir
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -165,9 +167,8 @@ def pretrain(cfg: PretrainConfig, out: Path, *, progress: bool = True, log=print
         f"[pretrain] {num_parameters(model):,} params, vocab {len(tok)}, "
         f"{len(docs):,} docs / {len(stream):,} tokens, {cfg.steps} steps"
     )
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
-    )
+    # the schedule is `lr_at`, set before each step
+    learner = Learner(model, adamw(cfg.lr, cfg.weight_decay, betas=(0.9, 0.95)), max_grad_norm=1.0)
     batches = packed_batches(
         stream,
         cfg.seq_len,
@@ -176,32 +177,25 @@ def pretrain(cfg: PretrainConfig, out: Path, *, progress: bool = True, log=print
         eos_id=tok.eos_token_id,
         packing=cfg.packing,
     )
-    model.train()
+    mask = torch.ones(cfg.batch_size, cfg.seq_len)
+    mask[:, -1] = 0.0  # next-token prediction: every token but a row's first is a target
     history = []
     with progress_bar("pretrain", cfg.steps, progress) as advance:
         for step in range(cfg.steps):
-            for g in opt.param_groups:
+            for g in learner.optimizer.param_groups:
                 g["lr"] = lr_at(step, cfg)
-            x, pos = next(batches)
-            # use_cache=False: with a cache transformers ignores the per-document position ids
-            loss = model(input_ids=x, position_ids=pos, labels=x, use_cache=False).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            x, pos = next(batches)  # no attention mask: restarting positions = documents
+            batch = SFTBatch(x, pos, None, x.roll(-1, 1), mask, torch.full_like(x, -1), len(x))
+            loss = learner.update(batch, nll_loss)["loss"]
             if step % 25 == 0 or step == cfg.steps - 1:
-                history.append({"step": step, "loss": round(loss.item(), 4)})
-            advance(info=f"loss {loss.item():.3f}")
+                history.append({"step": step, "loss": round(loss, 4)})
+            advance(info=f"loss {loss:.3f}")
     model.eval()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".tmp-"))
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    save_config(cfg, tmp / "pretrain_config.yaml")
     summary = {"seconds": round(time.time() - t0, 1), "params": num_parameters(model)}
-    (tmp / "pretrain.json").write_text(json.dumps({**summary, "history": history}, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)  # atomic: a killed pretraining never leaves a half-written cache entry
+    with atomic_dir(out) as tmp:  # a killed pretraining never leaves a half-written cache entry
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        save_config(cfg, tmp / "pretrain_config.yaml")
+        (tmp / "pretrain.json").write_text(json.dumps({**summary, "history": history}, indent=1))
     log(f"[pretrain] done in {summary['seconds']}s, final loss {history[-1]['loss']} -> {out}")
     return out

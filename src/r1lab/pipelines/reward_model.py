@@ -4,7 +4,7 @@ The loop, in reading order: synthetic preference pairs (`data.preferences`) -> a
 ``Qwen2ForSequenceClassification`` (num_labels 1) initialised from a causal-LM base's weights
 (``init: base``; the score head is new) or at random in a named tiny size with the base's
 tokenizer (``init: random``) -> Bradley-Terry loss ``-log sigmoid(r_chosen - r_rejected)`` with
-AdamW -> held-out pairwise accuracy (the share of pairs with ``r_chosen > r_rejected``) -> a plain
+AdamW (`algo.bradley_terry` through the `Learner`) -> held-out pairwise accuracy (the share of pairs with ``r_chosen > r_rejected``) -> a plain
 HF directory (safetensors + tokenizer) that `engines.reward_model.load_scorer` reads. Pairs are
 rendered by that same scorer, so training and scoring see the same text.
 
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from pathlib import Path
 from r1lab.config import above, at_least, constrained, count, one_of, save_config, to_dict
 from r1lab.data.preferences import preference_pairs, split_pairs
 from r1lab.errors import ConfigError
+from r1lab.utils.checkpoint import atomic_dir
 from r1lab.utils.paths import cache_root
 from r1lab.utils.progress import progress_bar
 
@@ -128,12 +127,38 @@ def pairwise_accuracy(scorer, pairs: list[dict]) -> float:
     return sum(c > r for c, r in zip(chosen, rejected, strict=True)) / max(1, len(pairs))
 
 
+@dataclass
+class PairBatch:
+    """P pairs as the tokenizer's (2P, L) tensors ``enc`` (chosen rows, then rejected) for
+    `Learner.update`; ``mask_BT`` (P, 1) ones: the loss normalizer is the number of pairs."""
+
+    enc: dict
+    mask_BT: object
+
+    def micro_batches(self, learner) -> list[PairBatch]:
+        return [self]
+
+    def to(self, device) -> PairBatch:
+        return PairBatch({k: v.to(device) for k, v in self.enc.items()}, self.mask_BT.to(device))
+
+    def forward(self, model, learner):
+        r_2P = model(**self.enc).logits[:, 0]
+        P = len(self.mask_BT)
+        return r_2P[:P] - r_2P[P:], {}  # margin_P = r_chosen - r_rejected
+
+
+def bt_loss(margin_P, mb: PairBatch, *, num_seqs: float, **_):
+    from r1lab.algo import bradley_terry
+
+    return bradley_terry(margin_P, num_pairs=num_seqs)
+
+
 def train_reward_model(
     cfg: RewardModelTrainConfig, base: Path, out: Path, *, progress: bool = True, log=print
 ) -> Path:
     import torch
-    import torch.nn.functional as F
 
+    from r1lab.engines.hf_learner import Learner, adamw
     from r1lab.engines.reward_model import RewardModelScorer
 
     if cfg.threads:
@@ -153,10 +178,9 @@ def train_reward_model(
         f"(pairs rendered with the {scorer.render_mode})"
     )
     acc_before = pairwise_accuracy(scorer, held)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    learner = Learner(model, adamw(cfg.lr, cfg.weight_decay), max_grad_norm=1.0)
     gen = torch.Generator().manual_seed(cfg.seed)
     history = []
-    model.train()
     with progress_bar("reward model", cfg.steps, progress) as advance:
         for step in range(cfg.steps):
             idx = torch.randint(0, len(train), (cfg.batch_size,), generator=gen).tolist()
@@ -171,17 +195,11 @@ def train_reward_model(
                 return_tensors="pt",
                 add_special_tokens=False,
             )
-            r_2P = model(**enc).logits[:, 0]  # chosen rows first, then rejected
-            margin_P = r_2P[: len(batch)] - r_2P[len(batch) :]
-            loss = -F.logsigmoid(margin_P).mean()  # Bradley-Terry
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            row = learner.update(PairBatch(dict(enc), torch.ones(len(batch), 1)), bt_loss)
             if step % 25 == 0 or step == cfg.steps - 1:
-                acc = float((margin_P > 0).float().mean())
-                history.append({"step": step, "loss": round(loss.item(), 4), "train_acc": acc})
-            advance(info=f"loss {loss.item():.3f}")
+                acc = row["pair_acc"]
+                history.append({"step": step, "loss": round(row["loss"], 4), "train_acc": acc})
+            advance(info=f"loss {row['loss']:.3f}")
     model.eval()
     acc_after = pairwise_accuracy(scorer, held)
     summary = {
@@ -193,16 +211,14 @@ def train_reward_model(
         "render_mode": scorer.render_mode,
         "base": str(base),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".tmp-"))
     tokenizer.padding_side, tokenizer.truncation_side = sides  # the scorer sets its own
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    save_config(cfg, tmp / "reward_model_config.yaml")
-    (tmp / "reward_model.json").write_text(json.dumps({**summary, "history": history}, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)  # atomic: a killed training never leaves a half-written cache entry
+    with atomic_dir(out) as tmp:  # a killed training never leaves a half-written cache entry
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        save_config(cfg, tmp / "reward_model_config.yaml")
+        (tmp / "reward_model.json").write_text(
+            json.dumps({**summary, "history": history}, indent=1)
+        )
     log(
         f"[reward_model] done in {summary['seconds']}s: held-out pairwise accuracy "
         f"{acc_before:.3f} -> {acc_after:.3f} -> {out}"

@@ -3,11 +3,15 @@
 The loop, in reading order: read rows -> render with the chat template and mask the loss to the
 assistant tokens (`data.chat`) -> hold out an eval split -> per epoch, shuffle and group samples
 into token-budget batches -> pack each batch into one padding-free row (`sft_batching`) ->
-token-mean NLL, AdamW, warm-up + `transformers` LR schedule -> held-out eval loss -> checkpoints.
+token-mean NLL (`algo.nll_token_mean`) by the `Learner` (full weights or ``lora.*`` adapters),
+AdamW, warm-up + `transformers` LR schedule -> held-out eval loss -> checkpoints. Under torchrun
+(DDP, or FSDP2 with ``dist.fsdp``) each rank takes every world-th sample of a step and the loss
+divides by the step's global target-token count: N processes take one process's step.
 
-Resumable: every ``save_every`` steps a checkpoint holds the weights, optimizer, scheduler and step;
-the batch order is a function of (seed, epoch), so a restarted run continues with exactly the
-batches it had not done. A run directory whose final checkpoint is complete is not trained again.
+Resumable (`utils.checkpoint`, as RL): every ``save_every`` steps a checkpoint holds the weights,
+optimizer, scheduler, RNG and metrics so far; the batch order is a function of (seed, epoch), so
+a run killed at any point continues with exactly the batches it had not done. A run directory
+whose final checkpoint is complete is not trained again.
 """
 
 from __future__ import annotations
@@ -17,16 +21,22 @@ import math
 import random
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from r1lab.algo import nll_token_mean
 from r1lab.data.chat import LoadStats, SFTSample, read_sft_rows, tokenize_rows
+from r1lab.engines.hf_learner import Learner, adamw
 from r1lab.errors import ConfigError, DataError
+from r1lab.models.lora import apply_lora, save_lora_run
 from r1lab.pipelines.common import load_model, make_run_dir, seed_everything
-from r1lab.pipelines.sft_batching import batch_loss, collate, plan_batches, target_logprobs
+from r1lab.pipelines.sft_batching import SFTBatch, collate, plan_batches, target_logprobs
 from r1lab.pipelines.sft_config import SCHEDULES, SFTConfig
+from r1lab.utils import dist as rdist
+from r1lab.utils.checkpoint import RunCheckpoints, atomic_dir, latest_checkpoint, set_rng_state
 from r1lab.utils.jsonl import JsonlWriter
 from r1lab.utils.progress import progress_bar
 
@@ -106,40 +116,35 @@ def eval_loss(model, samples: list[SFTSample], cfg: SFTConfig, pad_id: int) -> f
     return total / max(count, 1.0)
 
 
-def make_optimizer(model, cfg: SFTConfig, total_steps: int):
+def schedule(cfg: SFTConfig, total_steps: int):
+    """``optimizer -> `transformers` LR schedule`` of ``train.schedule`` with its warm-up."""
     from transformers import get_scheduler
 
     t = cfg.train
     if t.schedule not in SCHEDULES:
         raise ConfigError(f"train.schedule {t.schedule!r} unknown; known: {', '.join(SCHEDULES)}")
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=t.lr, weight_decay=t.weight_decay
-    )
-    sched = get_scheduler(
+    return lambda opt: get_scheduler(
         t.schedule,
         opt,
         num_warmup_steps=int(t.warmup_ratio * total_steps),
         num_training_steps=total_steps,
         scheduler_specific_kwargs=dict(t.schedule_params) or None,
     )
-    return opt, sched
 
 
-def save_checkpoint(path: Path, model, tokenizer, state: dict, trainer: dict | None) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if trainer is not None:
-        torch.save(trainer, tmp / "trainer_state.pt")
-    (tmp / STATE).write_text(json.dumps(state, indent=1))
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)  # a killed save never leaves a half-written checkpoint behind
+def nll_loss(logp, mb: SFTBatch, *, num_tokens: float, **_):
+    """`Learner.update`'s loss: the token-mean NLL over the step's (global) target tokens."""
+    return nll_token_mean(logp, mb.mask_BT, num_tokens=num_tokens)
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    found = sorted((run_dir / "checkpoints").glob("step-*/trainer_state.pt"))
-    return found[-1].parent if found else None
+def rank_share(samples: list[SFTSample], packing: bool, pad_id: int) -> SFTBatch:
+    """This rank's samples of a step (every world-th). A rank left without one runs the step's
+    first sample with its loss mask zeroed: it must still take part in the gradient reduction."""
+    mine = samples[rdist.rank() :: rdist.world_size()]
+    batch = collate(mine or samples[:1], packing=packing, pad_id=pad_id)
+    if not mine:
+        batch.mask.zero_()
+    return batch
 
 
 def finished(run_dir: Path) -> dict | None:
@@ -150,25 +155,28 @@ def finished(run_dir: Path) -> dict | None:
     return None
 
 
-def run(cfg: SFTConfig, *, run_dir: Path | None = None, model=None, tokenizer=None, log=print):
-    """Train; returns an `SFTResult`. `model`/`tokenizer` may be passed in (pipelines do)."""
+def run(cfg: SFTConfig, **kwargs) -> SFTResult:
+    """Train; returns an `SFTResult`. `run_dir`, `model`/`tokenizer` (pipelines pass them) and
+    `log` are keywords. Under torchrun it joins (or reuses) the process group."""
+    with rdist.process_group(cfg.dist.backend, cfg.dist.timeout_s):
+        return _run(cfg, **kwargs)
+
+
+def _run(cfg: SFTConfig, *, run_dir: Path | None = None, model=None, tokenizer=None, log=print):
     t_start = time.time()
+    main = rdist.is_main()
+    log = log if main else (lambda *_: None)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
-    run_dir = run_dir or make_run_dir(cfg.output_dir, cfg.run_name, "sft", cfg)
+    if run_dir is None and main:
+        run_dir = make_run_dir(cfg.output_dir, cfg.run_name, "sft", cfg)
+    run_dir = rdist.broadcast_object(run_dir)
     done = finished(run_dir) if cfg.resume else None
     if done is not None:
         log(f"[sft] {run_dir} already finished ({done['steps']} steps); not training again")
-        return SFTResult(
-            run_dir,
-            run_dir / "checkpoint",
-            done["metrics"],
-            done["eval_loss"],
-            done["steps"],
-            0.0,
-            done["data"],
-        )
+        ckpt, d = run_dir / "checkpoint", done
+        return SFTResult(run_dir, ckpt, d["metrics"], d["eval_loss"], d["steps"], 0.0, d["data"])
     if model is None:
         model, tokenizer = load_model(
             cfg.model.path,
@@ -180,86 +188,85 @@ def run(cfg: SFTConfig, *, run_dir: Path | None = None, model=None, tokenizer=No
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train, held, data_stats = load_data(cfg, tokenizer)
     plan = epoch_batches(train, cfg)
-    opt, sched = make_optimizer(model, cfg, len(plan))
-    start, history = _restore(run_dir, model, opt, sched, len(plan), log) if cfg.resume else (0, [])
+    t, lc, lora_model = cfg.train, cfg.lora, None
+    if lc.enabled:  # adapters train, base frozen; `model` is the adapter-injected model
+        lora_model = apply_lora(
+            model, r=lc.r, alpha=lc.alpha, dropout=lc.dropout, target_modules=lc.target_modules
+        )
+        model = lora_model.get_base_model()
+    make = adamw(t.lr, t.weight_decay, schedule=schedule(cfg, len(plan)))
+    learner = Learner(model, make, fsdp=cfg.dist.fsdp, max_grad_norm=t.max_grad_norm)
+    ckpts = RunCheckpoints(run_dir, t.save_every, t.keep_checkpoints, fresh=not cfg.resume)
+    ck = None
+    if cfg.resume and latest_checkpoint(ckpts.root) is not None:
+        ck = ckpts.restore(
+            learner, learner.scheduler, order=plan, total_steps=len(plan), what="train.max_steps"
+        )
+        log(f"[sft] resuming from {ck.path} at step {ck.steps_done}/{len(plan)}")
+    start, history = (ck.steps_done, ck.state["history"]) if ck else (0, [])
     log(
         f"[sft] {data_stats['samples']} train samples ({data_stats['target_tokens']} target "
-        f"tokens), {len(held)} held out; {len(plan)} steps over {cfg.train.epochs} epochs"
+        f"tokens), {len(held)} held out; {len(plan)} steps over {t.epochs} epochs"
     )
-    t = cfg.train
     eval_steps = _eval_steps(plan, t.eval_every)
     model.train()
     with (
-        JsonlWriter(run_dir / "metrics.jsonl", "w") as metrics_log,
-        progress_bar("sft", len(plan), cfg.progress) as advance,
+        JsonlWriter(run_dir / "metrics.jsonl", "w") if main else nullcontext() as metrics_log,
+        progress_bar("sft", len(plan), cfg.progress and main) as advance,
     ):
+        write = metrics_log.write if main else (lambda row: None)
         for row in history:
-            metrics_log.write(row)
+            write(row)
         advance(start)
         if start == 0:
             history.append(
                 {"step": 0, "epoch": 0, "eval_loss": eval_loss(model, held, cfg, pad_id)}
             )
-            metrics_log.write(history[-1])
+            write(history[-1])
+        if ck:
+            set_rng_state(ck.state["rng"][rdist.rank()])
         for step in range(start, len(plan)):
+            t0 = time.time()
             epoch, idx = plan[step]
-            batch = collate([train[i] for i in idx], packing=t.packing, pad_id=pad_id)
-            row = {"step": step + 1, "epoch": epoch, **train_step(model, batch, opt, sched, t)}
+            samples = [train[i] for i in idx]
+            batch = collate(samples, packing=t.packing, pad_id=pad_id)
+            mine = batch if rdist.world_size() == 1 else rank_share(samples, t.packing, pad_id)
+            row = {"step": step + 1, "epoch": epoch, **learner.update(mine, nll_loss)}
+            learner.scheduler.step()
+            row |= {
+                "lr": learner.scheduler.get_last_lr()[0],
+                "samples": batch.num_samples,
+                "tokens": int(batch.input_ids.numel()),
+                "target_tokens": batch.num_targets,
+                "tokens_per_second": batch.input_ids.numel() / max(time.time() - t0, 1e-9),
+            }
             if step + 1 in eval_steps:
                 row["eval_loss"] = eval_loss(model, held, cfg, pad_id)
             history.append(row)
-            metrics_log.write(row)
+            write(row)
             info = f"loss {row['loss']:.3f}"
             advance(info=info if "eval_loss" not in row else f"{info} eval {row['eval_loss']:.3f}")
             if t.save_every and (step + 1) % t.save_every == 0 and step + 1 < len(plan):
-                _save_resumable(run_dir, model, tokenizer, opt, sched, step + 1, history, t)
+                ckpts.save(
+                    step + 1, learner, learner.scheduler, {"order": plan, "history": history}
+                )
     final_eval = next((r["eval_loss"] for r in reversed(history) if "eval_loss" in r), None)
     summary = {"steps": len(plan), "eval_loss": final_eval, "data": data_stats, "metrics": history}
-    (run_dir / "sft_summary.json").write_text(json.dumps(summary, indent=1, default=float))
     ckpt = run_dir / "checkpoint"
-    state = {"stage": "sft", "step": len(plan), "complete": True}
-    save_checkpoint(ckpt, model, tokenizer, state, None)
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    if main:
+        (run_dir / "sft_summary.json").write_text(json.dumps(summary, indent=1, default=float))
+        with atomic_dir(ckpt) as tmp:
+            if lora_model is not None:  # merged weights + tmp/adapter/
+                save_lora_run(lora_model, tokenizer, tmp)
+            else:
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+            state = {"stage": "sft", "step": len(plan), "complete": True}
+            (tmp / STATE).write_text(json.dumps(state, indent=1))
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     log(f"[sft] done: {len(plan)} steps, held-out loss {final_eval}, checkpoint {ckpt}")
     wall = time.time() - t_start
     return SFTResult(run_dir, ckpt, history, final_eval, len(plan), wall, data_stats)
-
-
-def train_step(model, batch, opt, sched, t) -> dict:
-    """One optimizer step on one batch; a non-finite loss or gradient is skipped and reported."""
-    t0 = time.time()
-    loss = batch_loss(model, batch)
-    loss.backward()
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm))
-    loss = float(loss.detach())
-    finite = math.isfinite(grad_norm) and math.isfinite(loss)
-    if finite:
-        opt.step()
-    opt.zero_grad(set_to_none=True)
-    sched.step()
-    return {
-        "loss": loss,
-        "lr": sched.get_last_lr()[0],
-        "grad_norm": grad_norm,
-        "skipped_nonfinite": float(not finite),
-        "samples": batch.num_samples,
-        "tokens": int(batch.input_ids.numel()),
-        "target_tokens": batch.num_targets,
-        "tokens_per_second": batch.input_ids.numel() / max(time.time() - t0, 1e-9),
-    }
-
-
-def _restore(run_dir: Path, model, opt, sched, total: int, log) -> tuple[int, list[dict]]:
-    """(first step to run, metrics so far) from the run directory's latest checkpoint."""
-    path = latest_checkpoint(run_dir)
-    if path is None:
-        return 0, []
-    state = torch.load(path / "trainer_state.pt", weights_only=False)
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    log(f"[sft] resuming from {path} at step {state['step']}/{total}")
-    return state["step"], state["history"]
 
 
 def _eval_steps(plan: list[tuple[int, list[int]]], every: int) -> set[int]:
@@ -271,18 +278,3 @@ def _eval_steps(plan: list[tuple[int, list[int]]], every: int) -> set[int]:
             i + 1 for i in range(len(plan)) if i + 1 == len(plan) or plan[i + 1][0] != plan[i][0]
         }
     return steps | {len(plan)}
-
-
-def _save_resumable(run_dir, model, tokenizer, opt, sched, step, history, t) -> None:
-    trainer = {
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict(),
-        "step": step,
-        "history": history,
-    }
-    path = run_dir / "checkpoints" / f"step-{step:07d}"
-    save_checkpoint(path, model, tokenizer, {"stage": "sft", "step": step}, trainer)
-    old = sorted((run_dir / "checkpoints").glob("step-*"))[: -max(1, t.keep_checkpoints)]
-    for p in old:
-        shutil.rmtree(p, ignore_errors=True)

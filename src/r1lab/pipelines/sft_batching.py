@@ -14,12 +14,11 @@ mask of token t+1. A sample's first token is never a target, so no loss term cro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 
 from r1lab.algo import token_logprobs
-from r1lab.algo.aggregate import token_mean
 from r1lab.data.chat import SFTSample
 from r1lab.errors import ConfigError
 
@@ -63,6 +62,21 @@ class SFTBatch:
     @property
     def num_targets(self) -> int:
         return int(self.mask.sum())
+
+    # ---- what `Learner.update` reads (engines/hf_learner.py) ----
+    @property
+    def mask_BT(self) -> torch.Tensor:
+        return self.mask
+
+    def micro_batches(self, learner) -> list[SFTBatch]:
+        return [self]  # the token budget already sized the batch
+
+    def to(self, device) -> SFTBatch:
+        tensors = (f.name for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor))
+        return replace(self, **{n: getattr(self, n).to(device) for n in tensors})
+
+    def forward(self, model, learner) -> tuple[torch.Tensor, dict]:
+        return target_logprobs(model, self), {}
 
 
 def _shifted(ids: list[int], loss: list[int], k: int) -> tuple[list[int], list[float], list[int]]:
@@ -123,22 +137,3 @@ def target_logprobs(model, batch: SFTBatch) -> torch.Tensor:
         use_cache=False,
     )
     return token_logprobs(out.logits, batch.targets.to(device))
-
-
-def batch_loss(model, batch: SFTBatch, num_tokens: float | None = None) -> torch.Tensor:
-    """Mean negative log-likelihood over the batch's target tokens (token mean; `num_tokens`
-    overrides the divisor, e.g. with gradient accumulation over several batches)."""
-    logp = target_logprobs(model, batch)
-    return token_mean(-logp, batch.mask.to(logp.device), num_tokens=num_tokens)
-
-
-def per_sample_nll(logp: torch.Tensor, batch: SFTBatch) -> torch.Tensor:
-    """Mean NLL of each sample's targets, (num_samples,), read back through ``seq_id``."""
-    nll = (-logp * batch.mask.to(logp.device)).flatten()
-    sid = batch.seq_id.flatten().to(logp.device)
-    keep = sid >= 0
-    sums = torch.zeros(batch.num_samples, dtype=nll.dtype, device=nll.device)
-    counts = torch.zeros_like(sums)
-    sums.index_add_(0, sid[keep], nll[keep])
-    counts.index_add_(0, sid[keep], torch.ones_like(nll[keep]))
-    return sums / counts.clamp(min=1)

@@ -1,5 +1,6 @@
 """Typed config of an SFT run (cold start, stage-3 SFT, distillation). Every default lives here.
 
+``lora`` and ``dist`` are the RL run's sections (the same `Learner` trains both).
 ``data.train_file`` is a JSONL/Parquet file or ``hf:NAME[:split]`` of chat-message or
 prompt/completion rows (see `r1lab.data.chat`). ``model.path: tiny`` is the embedded tiny base.
 """
@@ -11,7 +12,7 @@ from typing import Any, Literal
 
 from r1lab.config import above, at_least, constrained, count, existing_file, one_of, within
 from r1lab.pipelines.pretrain import PretrainConfig
-from r1lab.pipelines.rl_config import ModelConfig
+from r1lab.pipelines.rl_config import DistConfig, LoraSettings, ModelConfig
 
 SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_min_lr")
 
@@ -76,3 +77,5 @@ class SFTConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     data: SFTDataConfig = field(default_factory=SFTDataConfig)
     train: SFTTrainConfig = field(default_factory=SFTTrainConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)  # enabled: train adapters only
+    dist: DistConfig = field(default_factory=DistConfig)  # under torchrun: DDP or FSDP2

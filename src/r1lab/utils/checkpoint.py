@@ -1,4 +1,5 @@
-"""Atomic, resumable training checkpoints: ``RUN/checkpoints/step-NNNNNN/`` plus a ``latest`` pointer.
+"""Atomic, resumable training checkpoints of every stage (RL, SFT): ``RUN/checkpoints/step-NNNNNN/``
+plus a ``latest`` pointer; and `atomic_dir`, how every stage writes its final plain HF directory.
 
 A checkpoint holds the full model state (``model.safetensors``: every tensor of the trained module,
 LoRA adapters included), the optimizer state, the scheduler state, every rank's RNG states, the
@@ -12,11 +13,14 @@ state is gathered to full tensors on rank 0 first (engines/fsdp.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import re
 import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,27 +67,19 @@ def save_checkpoint(
     keep_last: int = 2,
 ) -> Path:
     """Write ``root/step-<steps_done>`` atomically, point ``latest`` at it, prune old ones."""
-    root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     name = f"step-{steps_done:06d}"
-    tmp = root / f".tmp-{name}-{os.getpid()}"
-    tmp.mkdir()
-    # clone: tied weights share storage, which safetensors refuses to serialize twice
-    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in model_state.items()}
-    save_file(tensors, str(tmp / "model.safetensors"))
-    torch.save(optimizer_state, tmp / "optimizer.pt")
-    torch.save(state, tmp / "state.pt")
-    (tmp / "meta.json").write_text(json.dumps({"steps_done": steps_done}))
-    for f in tmp.iterdir():
-        _fsync(f)
-    _fsync(tmp)
     final = root / name
-    if final.exists():  # the same step saved twice (periodic and final): replace it
-        old = root / f".tmp-old-{name}-{os.getpid()}"
-        os.replace(final, old)
-        shutil.rmtree(old)
-    os.replace(tmp, final)
+    with atomic_dir(final) as tmp:  # the same step saved twice (periodic and final): replaced
+        # clone: tied weights share storage, which safetensors refuses to serialize twice
+        tensors = {k: v.detach().cpu().clone().contiguous() for k, v in model_state.items()}
+        save_file(tensors, str(tmp / "model.safetensors"))
+        torch.save(optimizer_state, tmp / "optimizer.pt")
+        torch.save(state, tmp / "state.pt")
+        (tmp / "meta.json").write_text(json.dumps({"steps_done": steps_done}))
+        for f in [*tmp.iterdir(), tmp]:
+            _fsync(f)
     _fsync(root)
     pointer = root / f".tmp-{LATEST}-{os.getpid()}"
     pointer.write_text(name + "\n")
@@ -94,6 +90,21 @@ def save_checkpoint(
         if old != final:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """A temporary sibling directory to write into; it replaces ``path`` (rename, atomic) when
+    the block ends without an error, so a killed writer never leaves a half-written ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{path.name}-"))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
 
 
 def complete_checkpoints(root: Path) -> list[Path]:
@@ -174,27 +185,26 @@ class RunCheckpoints:
     def save(self, steps_done: int, learner, scheduler, state: dict[str, Any]) -> None:
         """Gather the learner's full state (collective) and write it from rank 0. `state` holds
         the caller's data position: ``cursor`` and ``order`` (checked on restore)."""
-        model_state = learner.model_state()
-        optimizer_state = learner.optimizer_state()
-        rngs = rdist.gather_objects(rng_state())
+        learned = learner.state()  # model, optimizer, skipped_steps
+        state = {
+            **state,
+            "scheduler": scheduler.state_dict(),
+            "rng": rdist.gather_objects(rng_state()),
+        }
         if rdist.is_main():
-            full = {
-                **state,
-                "scheduler": scheduler.state_dict(),
-                "rng": rngs,
-                "skipped_steps": learner.skipped_steps,
-            }
             save_checkpoint(
                 self.root,
                 steps_done,
-                model_state=model_state,
-                optimizer_state=optimizer_state,
-                state=full,
+                model_state=learned.pop("model"),
+                optimizer_state=learned.pop("optimizer"),
+                state=state | learned,
                 keep_last=self.keep_last,
             )
         rdist.gather_objects(None)  # no rank runs ahead while rank 0 writes
 
-    def restore(self, learner, scheduler, *, order: list[int], total_steps: int) -> Checkpoint:
+    def restore(
+        self, learner, scheduler, *, order: list, total_steps: int, what: str = "grpo.steps"
+    ) -> Checkpoint:
         """Load the latest complete checkpoint into learner/scheduler. Refuses a checkpoint that
         already reached `total_steps` (no silent zero-step run) or whose data order differs
         (it would replay or skip data). RNG is the caller's: set it right before the first
@@ -207,8 +217,8 @@ class RunCheckpoints:
         ck = load_checkpoint(path)
         if ck.steps_done >= total_steps:
             raise ConfigError(
-                f"--resume: {path} has already trained {ck.steps_done} of grpo.steps="
-                f"{total_steps} steps; nothing to do (raise grpo.steps to train further)"
+                f"--resume: {path} has already trained {ck.steps_done} of {what}="
+                f"{total_steps} steps; nothing to do (raise {what} to train further)"
             )
         if ck.state["order"] != order:
             raise ConfigError(
@@ -219,9 +229,7 @@ class RunCheckpoints:
                 f"--resume: {path} was written by {len(ck.state['rng'])} processes, this run has "
                 f"{rdist.world_size()}; resume with the same number of processes"
             )
-        learner.load_model_state(ck.model_state)
-        learner.load_optimizer_state(ck.optimizer_state)
-        learner.skipped_steps = ck.state["skipped_steps"]
+        learner.load_state({**ck.state, "model": ck.model_state, "optimizer": ck.optimizer_state})
         scheduler.load_state_dict(ck.state["scheduler"])
         return ck
 

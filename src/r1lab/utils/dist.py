@@ -10,10 +10,11 @@ instead of one rank leaving the others waiting in a collective.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import torch
@@ -88,6 +89,21 @@ def shutdown(*, completed: bool = True) -> None:
 
 
 _DRAIN_S = 0.2
+
+
+@contextlib.contextmanager
+def process_group(backend: str = "auto", timeout_s: int = 600) -> Iterator[None]:
+    """`init_from_env` for the block and, if that created the group, `shutdown` after it
+    (``completed`` unless the block raised). A no-op in one process or inside a group."""
+    owns_group = init_from_env(backend, timeout_s)
+    try:
+        yield
+    except BaseException:
+        if owns_group:
+            shutdown(completed=False)
+        raise
+    if owns_group:
+        shutdown()  # every rank finished: they meet in a barrier first (see shutdown)
 
 
 def device() -> torch.device:
