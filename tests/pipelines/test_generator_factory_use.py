@@ -103,8 +103,8 @@ def test_distillation_samples_its_teacher_endpoint_through_the_factory(built, tm
         DistillConfig,
         None,
         [
-            "endpoint.base_url=http://127.0.0.1:9/v1",
-            "endpoint.model=teacher",
+            "sample.teacher.base_url=http://127.0.0.1:9/v1",
+            "sample.teacher.model=teacher",
             "data.n_train=3",
             "sample.n_prompts=3",
             "sample.k=2",
@@ -116,7 +116,7 @@ def test_distillation_samples_its_teacher_endpoint_through_the_factory(built, tm
     fakes["endpoint"] = lambda **_: Answering(answers)
     out = distill.sample_traces(cfg, tmp_path, log=lambda *_: None)
     [(engine, kw, gen)] = calls
-    assert engine == "endpoint" and kw["endpoint"] == cfg.endpoint and kw["mode"] == "chat"
+    assert engine == "endpoint" and kw["endpoint"] == cfg.sample.teacher and kw["mode"] == "chat"
     assert gen.calls > 0 and out["rows"] == 3
 
 
