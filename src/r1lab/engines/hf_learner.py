@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 from r1lab.algo import batch_normalizers
-from r1lab.engines import cpu_kernels, cpu_malloc
+from r1lab.engines import cpu
 from r1lab.engines.hf import completion_logprobs
 
 
@@ -152,8 +152,7 @@ class HFLearner:
         temperature: float = 1.0,
     ) -> None:
         self.model = model
-        cpu_kernels.enable(model)
-        cpu_malloc.keep_freed_memory()
+        cpu.enable(model)
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.pad_id = pad_id
@@ -192,7 +191,7 @@ class HFLearner:
         outs = [None if m is None else torch.zeros_like(batch.mask_BT) for m in models]
         for m in models:
             if m is not None:
-                cpu_kernels.enable(m)
+                cpu.enable(m)
         for idx in self._micro_batches(batch):
             mb = batch.select(idx)
             for model, out in zip(models, outs):

@@ -12,9 +12,8 @@ to 2 GiB (``mallopt(M_MMAP_THRESHOLD)``, ``mallopt(M_TRIM_THRESHOLD)``), the sam
 environment variables ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` that CPU tuning
 guides for PyTorch recommend: freed blocks are reused by the next step instead of being
 returned and faulted in again (faults per update: ~14,000 -> ~130). The process keeps its peak
-heap instead of shrinking between steps. Off with ``R1LAB_MALLOC_TUNING=0``; on a C library
-other than glibc it does nothing (logged at debug level). Called once per process by the CPU
-engines (`HFGenerator`, `HFLearner`) and the tiny model's pretraining.
+heap instead of shrinking between steps. Off with ``R1LAB_CPU=off``; on a C library other than
+glibc it does nothing (logged at debug level). Called by `r1lab.engines.cpu.enable`.
 """
 
 from __future__ import annotations
@@ -23,11 +22,9 @@ import ctypes
 import ctypes.util
 import functools
 import logging
-import os
 
 log = logging.getLogger(__name__)
 
-ENV = "R1LAB_MALLOC_TUNING"
 M_TRIM_THRESHOLD = -1  # glibc malloc.h
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit
@@ -60,8 +57,10 @@ def set_thresholds(mmap_bytes: int, trim_bytes: int) -> bool:
 @functools.cache
 def keep_freed_memory() -> bool:
     """Set glibc's mmap/trim thresholds once per process; True when they were set."""
-    if os.environ.get(ENV, "1").strip().lower() in ("0", "false", "off", "no"):
-        log.info("malloc tuning off (%s=0)", ENV)
+    from r1lab.engines.cpu import ENV, mode
+
+    if mode() == "off":
+        log.info("malloc tuning off (%s=off)", ENV)
         return False
     ok = set_thresholds(MMAP_THRESHOLD, TRIM_THRESHOLD)
     if ok:
