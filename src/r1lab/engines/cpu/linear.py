@@ -1,7 +1,7 @@
 """Float32 linear layers on the CPU through oneDNN, where it is faster than PyTorch's default.
 
 PyTorch computes a float32 ``F.linear`` on x86 through MKL's sgemm. MKL chooses its code paths
-by CPU vendor: on an AMD EPYC (Zen 5, family 26) it ran at AVX2 speed although the core has
+by CPU vendor: on the project's earlier AMD EPYC box it ran at AVX2 speed although the core has
 AVX-512, and oneDNN, which every PyTorch CPU wheel also contains and which picks by instruction
 set, ran the tiny models' matmuls 1.6 - 2.3x faster (2048^3 at one thread: 236 vs 108 GFLOP/s).
 On other CPUs the two are close or MKL wins (benchmarks/README.md has the figures per CPU),
