@@ -1,5 +1,5 @@
-"""oneDNN linears (`r1lab.engines.cpu.linear`), the malloc tuning (`cpu.malloc`) and the one
-switch and entry point (`r1lab.engines.cpu`)."""
+"""oneDNN linears (`r1lab.engines.cpu.linear`) and the one switch and entry point
+(`r1lab.engines.cpu`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from r1lab.engines import cpu
 from r1lab.engines.cpu import linear as cpu_kernels
-from r1lab.engines.cpu import malloc as cpu_malloc
 from r1lab.engines.cpu.kv_decode import supports_kv_decode
 
 needs_onednn = pytest.mark.skipif(
@@ -184,43 +183,6 @@ def test_auto_mode_decides_from_a_measurement_and_logs_it(mode, caplog):
     assert ("CPU linear layers: oneDNN" in caplog.text) == decision
 
 
-def test_malloc_tuning_can_be_turned_off(monkeypatch):
-    monkeypatch.setenv(cpu.ENV, "off")
-    cpu_malloc.keep_freed_memory.cache_clear()
-    try:
-        assert cpu_malloc.keep_freed_memory() is False
-    finally:
-        cpu_malloc.keep_freed_memory.cache_clear()
-
-
-def test_malloc_tuning_stops_page_faults_on_glibc(monkeypatch):
-    """8 MiB blocks allocated, written and freed: with glibc's default-like fixed thresholds
-    (128 KiB) each one is a fresh mmap whose 2048 pages all fault; once freed memory is kept,
-    the blocks reuse the same heap pages."""
-    resource = pytest.importorskip("resource")
-    if not cpu_malloc.set_thresholds(128 * 1024, 128 * 1024):
-        pytest.skip("not glibc: mallopt is unavailable")
-
-    def faults_per_block() -> float:
-        torch.ones(2 * 1024 * 1024)  # the heap grows once
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        for _ in range(10):
-            torch.ones(2 * 1024 * 1024)  # 8 MiB, first-touched and freed
-        return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10
-
-    try:
-        default_like = faults_per_block()
-        monkeypatch.delenv(cpu.ENV, raising=False)
-        cpu_malloc.keep_freed_memory.cache_clear()
-        assert cpu_malloc.keep_freed_memory() is True
-        kept = min(faults_per_block() for _ in range(3))
-        assert default_like > 1000, (default_like, kept)
-        assert kept < 100, (default_like, kept)
-    finally:
-        cpu_malloc.keep_freed_memory.cache_clear()
-        cpu_malloc.keep_freed_memory()
-
-
 @needs_onednn
 def test_packed_weight_linear_matches_f_linear_for_any_row_count(mode):
     mode("on")
@@ -245,14 +207,10 @@ def test_pack_weight_keeps_trainable_or_unpackable_weights(mode):
 
 
 def test_enable_applies_the_pieces_the_switch_allows(mode):
-    """`cpu.enable`, the engines' one entry point: ``on`` swaps the linears and tunes malloc,
-    ``off`` leaves the model and malloc alone."""
+    """`cpu.enable`, the engines' one entry point: ``on`` swaps the linears, ``off`` leaves the
+    model alone."""
     for value, swapped in (("off", False), ("on", True)):
         mode(value)
-        cpu_malloc.keep_freed_memory.cache_clear()
         model = _tiny_qwen2()
         cpu.enable(model)
         assert (type(model.lm_head) is cpu_kernels.OneDNNLinear) == swapped
-        assert cpu_malloc.keep_freed_memory.cache_info().currsize == 1  # called by enable
-        assert cpu_malloc.keep_freed_memory() == swapped
-    cpu_malloc.keep_freed_memory.cache_clear()

@@ -7,7 +7,6 @@ rounding (tested against the plain PyTorch path):
 
 * ``linear.py``: float32 ``nn.Linear`` layers through oneDNN where a one-off timing on this
   machine finds it at least 1.15x faster than PyTorch's default (MKL) kernel;
-* ``malloc.py``: glibc keeps freed memory in the process, so training steps stop page-faulting;
 * ``kernels.py`` + ``csrc/``: fused C kernels for the decode step of `KVDecoder`
   (``kv_decode.py``, the lean no-grad sampler `HFGenerator` uses for Qwen2 / Llama models),
   compiled on first use with the system C compiler.
@@ -36,7 +35,6 @@ def mode() -> str:
 def enable(model) -> None:
     """Apply the CPU pieces the switch allows to ``model`` (idempotent; a no-op for tensors on
     another device, which every piece checks per call)."""
-    from r1lab.engines.cpu import linear, malloc
+    from r1lab.engines.cpu import linear
 
     linear.enable(model)
-    malloc.keep_freed_memory()
