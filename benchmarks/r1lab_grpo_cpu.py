@@ -3,14 +3,17 @@
 
 Per step, in reading order: `HFGenerator.generate` samples 8 prompts x 8 completions of exactly L
 tokens (``min_new_tokens = max_new_tokens = L``: the ``<eos>`` logit is -inf) -> the two rewards ->
-``compute_advantages("grpo", eps=1e-4)`` -> `Learner.logprobs` of the frozen reference ->
-`Learner.update` with `policy_objective` (ppo_clip, eps 0.2, k3 KL at beta 0.04,
-``agg="token_mean"`` = TRL's "dapo"), clip 1.0, fused AdamW at a constant lr.
+``compute_advantages("grpo", eps=1e-4)`` -> the RL step's own `rl_step.score_batch` (the frozen
+reference's log-probs) -> `Learner.update` with the RL step's `rl_step.objective` (ppo_clip,
+eps 0.2, k3 KL at beta 0.04, ``loss_agg="token_mean"`` = TRL's "dapo"), clip 1.0, fused AdamW at a
+constant lr.
 
-The old log-probs are the sampler's (one gradient step per batch, so ratio = 1 in value, as in
-TRL). One difference in the math, none in the work: TRL multiplies the KL term by the ratio
-(``use_bias_correction_kl``), which changes the KL gradient but not its value or cost; r1lab's
-objective uses the plain k3 term of DeepSeekMath Eq. 2.
+The old log-probs are r1lab's default (``grpo.old_logprobs=trainer``): with one optimizer step
+per batch they are the update forward's own (`rl_step.old_from_update`, ratio exactly 1), the
+same shortcut TRL takes, so neither side runs an extra policy forward. One difference in the
+math, none in the work: TRL multiplies the KL term by the ratio (``use_bias_correction_kl``),
+which changes the KL gradient but not its value or cost; r1lab's objective uses the plain k3
+term of DeepSeekMath Eq. 2.
 
 Run: ``.venv/bin/python benchmarks/r1lab_grpo_cpu.py [--config large] [--workdir D]``; the last
 line of the output is one JSON object with the same figures as the TRL script.
@@ -22,14 +25,17 @@ import argparse
 import copy
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import grpo_workload as wl
 import torch
 from phase_timer import PhaseTimer
 
-from r1lab.algo import compute_advantages, policy_objective
+from r1lab.algo import compute_advantages
 from r1lab.engines.hf import HFGenerator
 from r1lab.engines.hf_learner import Learner, TrainBatch, padded
+from r1lab.pipelines import rl_step
+from r1lab.pipelines.rl_config import GRPOConfig
 from r1lab.types import SamplingParams
 
 
@@ -58,23 +64,17 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
         gradient_checkpointing=args.gradient_checkpointing,
     )
 
-    def loss_fn(logp, mb, *, entropy_BT, num_seqs, num_tokens):
-        return policy_objective(
-            logp,
-            mb.old_logp_BT,
-            mb.ref_logp_BT,
-            mb.adv_BT,
-            mb.mask_BT,
-            loss="ppo_clip",
-            agg="token_mean",
-            kl="k3",
-            beta=args.beta,
-            eps_low=0.2,
-            eps_high=0.2,
-            num_seqs=num_seqs,
-            num_tokens=num_tokens,
-            entropy_BT=entropy_BT,
-        )
+    g = GRPOConfig(
+        prompts_per_step=args.prompts_per_step,
+        group_size=G,
+        loss_agg="token_mean",
+        beta=args.beta,
+        eps_low=0.2,
+        eps_high=0.2,
+        kl_estimator="k3",
+    )
+    policy = SimpleNamespace(model=model, learner=learner, ref=ref)
+    loss_fn = rl_step.objective(g, const_len=L)
 
     timer = PhaseTimer() if args.phases else None
     if timer is not None:
@@ -103,8 +103,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
             old_logp_BT=padded([r.logprobs for r in rollouts], T),
             adv_BT=adv,
         )
-        if ref is not None:
-            batch.ref_logp_BT = learner.logprobs(ref, batch)
+        rl_step.score_batch(g, policy, batch)
         clock.rollout_s.append(time.perf_counter() - t0)
         learner.update(batch, loss_fn)
         clock.step_end()

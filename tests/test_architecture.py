@@ -90,3 +90,23 @@ def test_only_the_generator_factory_constructs_a_generator():
                 if name in classes:
                     builders.add(f.relative_to(SRC).as_posix())
     assert builders == {"engines/generators.py"}
+
+
+def test_cpu_speed_code_has_one_entry_point_and_one_switch():
+    """The CPU-speed code lives in engines/cpu/; outside it, code calls `r1lab.engines.cpu`
+    (`enable`, `mode`) or uses the decoder (`cpu.kv_decode`), never a piece directly; and the
+    pieces read one environment switch, R1LAB_CPU."""
+    import re
+
+    for f in SRC.rglob("*.py"):
+        if f.relative_to(SRC).as_posix().startswith("engines/cpu/"):
+            continue
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "r1lab.engines.cpu":
+                assert {a.name for a in node.names} <= {"enable", "mode", "kv_decode"}, f
+        for mod in imports_of(f):
+            assert not mod.startswith("r1lab.engines.cpu.") or mod.endswith(".kv_decode"), (f, mod)
+    switches = set()
+    for f in (SRC / "engines" / "cpu").rglob("*.py"):
+        switches |= set(re.findall(r"R1LAB_[A-Z_]+", f.read_text())) - {"R1LAB_CACHE"}
+    assert switches == {"R1LAB_CPU"}, switches

@@ -1,11 +1,11 @@
-"""The lean KV decoder (engines/kv_decode.py) against the model's own forward."""
+"""The lean KV decoder (engines/cpu/kv_decode.py) against the model's own forward."""
 
 import pytest
 import torch
 
 import r1lab.engines.hf as hf
+from r1lab.engines.cpu.kv_decode import supports_kv_decode
 from r1lab.engines.hf import HFGenerator, completion_logprobs
-from r1lab.engines.kv_decode import supports_kv_decode
 from r1lab.types import SamplingParams
 
 PROMPTS = ["Compute 3 + 4", "Using the numbers 2, 5, make 10. Assistant:", "7*8="]

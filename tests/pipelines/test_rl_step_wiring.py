@@ -266,3 +266,22 @@ def test_reinforce_pp_gets_the_k1_kl_of_old_against_reference_in_its_rewards():
         [0.999884, 1.019635], [-0.994946, -1.014697, -1.014697], [-0.975196], [0.980133, 0.999884]
     ]  # fmt: skip
     assert masked_close(adv, padded(want, 3), mask, atol=1e-5)
+
+
+@pytest.mark.parametrize("mini_batches", [1, 2])
+def test_trainer_old_logprobs_come_from_the_update_when_a_step_makes_one(tmp_path, mini_batches):
+    """One optimizer step per rollout batch: no scoring forward of the policy, old = the update's
+    own log-probs (ratio exactly 1), the mismatch metrics still logged. Edits caught:
+    `old_from_update` always true (mini-batch 2 would take its old from a moved policy) or always
+    false (an extra policy forward); the loss's mismatch metrics dropped."""
+    cfg, policy, next_prompts = make_step(tmp_path, f"grpo.mini_batches={mini_batches}")
+    scored = []
+    real = policy.learner.score
+    policy.learner.score = lambda batch, *models: scored.append(models) or real(batch, *models)
+    res = rl_step.rl_step(cfg, policy, next_prompts, 0, 2)
+    (models,) = scored
+    assert (models[0] is policy.model) == (mini_batches > 1)
+    assert models[1] is policy.ref
+    assert res.row["mismatch/abs_logp_diff"] < 1e-4  # the HF sampler: same distribution
+    if mini_batches == 1:
+        assert res.row["ratio_mean/first"] == 1.0

@@ -7,7 +7,7 @@ log-probability recorded for each sampled token is the one under that processed 
 the PPO ratio compares against). Rows stop on an EOS id or when a stop string appears (the stop
 string is kept in the text, so ``</answer>`` is visible to format rewards).
 
-Qwen2 / Llama models decode through `KVDecoder` (engines/kv_decode.py: preallocated KV buffers,
+Qwen2 / Llama models decode through `KVDecoder` (engines/cpu/kv_decode.py: preallocated KV buffers,
 fused projections, no per-step cache objects); any other model through its own forward and a
 `transformers` cache. Per step, only tensor ops run over the batch: sampled ids and log-probs are
 written into (B, max_new_tokens) buffers and turned into lists once at the end; stop strings (when
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 import torch
 
-from r1lab.engines import cpu_kernels, cpu_malloc
-from r1lab.engines.kv_decode import KVDecoder, supports_kv_decode
+from r1lab.engines import cpu
+from r1lab.engines.cpu.kv_decode import KVDecoder, supports_kv_decode
 from r1lab.engines.shared_prompt import cache_kwarg, shared_prompt_hidden
 from r1lab.types import Rollout, SamplingParams
 
@@ -77,8 +77,7 @@ class HFGenerator:
 
     def __init__(self, model, tokenizer, *, batch_size: int = 64, device: str | None = None):
         self.model = model
-        cpu_kernels.enable(model)
-        cpu_malloc.keep_freed_memory()
+        cpu.enable(model)
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.device = device or next(model.parameters()).device

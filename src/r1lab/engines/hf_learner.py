@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from r1lab.engines import cpu_kernels
+from r1lab.engines import cpu
 from r1lab.engines import fsdp as shard
 from r1lab.engines.hf import completion_logprobs
 from r1lab.errors import ConfigError
@@ -231,7 +231,7 @@ class Learner:
         outs = [None if m is None else torch.zeros_like(batch.mask_BT) for m in models]
         for m in models:
             if m is not None:
-                cpu_kernels.enable(m)
+                cpu.enable(m)
         for idx in self.micro_batch_rows(batch):
             mb = batch.select(idx)
             for model, out in zip(models, outs):

@@ -82,7 +82,8 @@ def shared_prompt_hidden(
     first_BH = out[0][:, -1].index_select(0, expand_B)
     if T == 1:
         return first_BH.unsqueeze(1)
-    cache = out.past_key_values
+    # transformers 5 renamed it; .get would read (and warn about) the old name eagerly
+    cache = out["cache"] if "cache" in out else out.past_key_values  # noqa: SIM401
     cache.batch_select_indices(expand_B)
     # completion tokens 0..T-2 are the inputs (the last one predicts nothing)
     ids_BC = torch.full((B, T - 1), pad_id, dtype=torch.long)

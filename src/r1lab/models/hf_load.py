@@ -105,7 +105,7 @@ def load_causal_lm(path_or_id: str, *, dtype: str = "float32", device: str = "cp
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from r1lab.engines import cpu_kernels
+    from r1lab.engines import cpu
 
     torch_dtype = _torch_dtype(dtype)
     try:
@@ -133,7 +133,7 @@ def load_causal_lm(path_or_id: str, *, dtype: str = "float32", device: str = "cp
         gen.pad_token_id = tokenizer.pad_token_id
     model.to(torch_device)
     model.eval()
-    cpu_kernels.enable(model)
+    cpu.enable(model)
     return model, tokenizer
 
 

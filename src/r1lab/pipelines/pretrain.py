@@ -139,7 +139,7 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
 def pretrain(cfg: PretrainConfig, out: Path, *, progress: bool = True, log=print) -> Path:
     import torch
 
-    from r1lab.engines import cpu_kernels, cpu_malloc
+    from r1lab.engines import cpu
     from r1lab.engines.hf_learner import Learner, adamw
     from r1lab.pipelines.sft import nll_loss
     from r1lab.pipelines.sft_batching import SFTBatch
@@ -161,8 +161,7 @@ def pretrain(cfg: PretrainConfig, out: Path, *, progress: bool = True, log=print
     for ids in tok(docs)["input_ids"]:
         stream += ids + [tok.eos_token_id]
     model = build_model(cfg.size, tok, seed=cfg.seed)
-    cpu_kernels.enable(model)
-    cpu_malloc.keep_freed_memory()
+    cpu.enable(model)
     log(
         f"[pretrain] {num_parameters(model):,} params, vocab {len(tok)}, "
         f"{len(docs):,} docs / {len(stream):,} tokens, {cfg.steps} steps"

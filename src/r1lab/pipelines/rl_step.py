@@ -145,20 +145,34 @@ def rollout_batch(got: StepRollouts, *, mask_truncated: bool) -> tuple[TrainBatc
 def score_batch(g: GRPOConfig, policy, batch: TrainBatch) -> dict[str, float]:
     """One pass of the learner over the batch before the first update: the reference's log-probs
     (when there is a reference) and, with ``old_logprobs: trainer``, the policy's own, which
-    replace the sampler's as old. With ``is_correction`` the truncated-IS weights of trainer vs
-    sampler are set. Returns the sampler/trainer mismatch metrics (trainer mode only)."""
-    own = policy.model if g.old_logprobs == "trainer" else None
+    replace the sampler's as old (unless `old_from_update`). With ``is_correction`` the
+    truncated-IS weights of trainer vs sampler are set. Returns the sampler/trainer mismatch
+    metrics (trainer mode only)."""
+    own = policy.model if g.old_logprobs == "trainer" and not old_from_update(g) else None
     if own is not None:
         own.eval()
     trainer, batch.ref_logp_BT = policy.learner.score(batch, own, policy.ref)
     if trainer is None:
         return {}
     sampler, batch.old_logp_BT = batch.old_logp_BT, trainer
-    if g.is_correction != "off":
-        is_fn = IS_CORRECTIONS.get(g.is_correction)
-        batch.is_weight_BT = is_fn(trainer, sampler, batch.mask_BT, cap=g.is_cap)
-    m = mismatch_metrics(trainer, sampler, batch.mask_BT, batch.is_weight_BT, cap=g.is_cap)
+    batch.is_weight_BT, m = trainer_vs_sampler(g, trainer, sampler, batch.mask_BT)
     return {k: float(v) for k, v in m.items()}
+
+
+def old_from_update(g: GRPOConfig) -> bool:
+    """Trainer old log-probs taken from the update's own forward (no scoring pass): when a step
+    makes one optimizer step, the policy has not moved when its loss is computed, so old =
+    ``logp.detach()`` exactly (TRL does the same). Not with the KL in the reward, which needs old
+    log-probs for the advantages."""
+    return g.old_logprobs == "trainer" and g.mu * g.mini_batches == 1 and not kl_in_reward(g)
+
+
+def trainer_vs_sampler(g: GRPOConfig, trainer, sampler, mask_BT):
+    """(truncated-IS weights or None, mismatch metrics) of trainer vs sampler log-probs (B, T)."""
+    weight = None
+    if g.is_correction != "off":
+        weight = IS_CORRECTIONS.get(g.is_correction)(trainer, sampler, mask_BT, cap=g.is_cap)
+    return weight, mismatch_metrics(trainer, sampler, mask_BT, weight, cap=g.is_cap)
 
 
 def kl_in_reward(g: GRPOConfig) -> bool:
@@ -184,12 +198,18 @@ def advantages(g: GRPOConfig, scores: list[float], batch: TrainBatch) -> torch.T
 
 
 def objective(g: GRPOConfig, *, const_len: int):
-    """The learner's loss function: `algo.policy_objective` with the recipe's pieces."""
+    """The learner's loss function: `algo.policy_objective` with the recipe's pieces; with
+    `old_from_update`, old log-probs (and IS weights, mismatch metrics) from this forward."""
+    from_update = old_from_update(g)
 
     def loss_fn(logp, mb, *, entropy_BT, num_seqs, num_tokens):
-        return policy_objective(
+        old, weight, extra = mb.old_logp_BT, mb.is_weight_BT, {}
+        if from_update:  # mb.old_logp_BT holds the sampler's
+            old = logp.detach()
+            weight, extra = trainer_vs_sampler(g, old, mb.old_logp_BT, mb.mask_BT)
+        loss, metrics = policy_objective(
             logp,
-            mb.old_logp_BT,
+            old,
             mb.ref_logp_BT,
             mb.adv_BT,
             mb.mask_BT,
@@ -203,8 +223,9 @@ def objective(g: GRPOConfig, *, const_len: int):
             num_tokens=num_tokens,
             const_len=const_len,
             entropy_BT=entropy_BT,
-            token_weight_BT=mb.is_weight_BT,
+            token_weight_BT=weight,
         )
+        return loss, {**metrics, **extra}
 
     return loss_fn
 

@@ -13,9 +13,9 @@ projections, MLP activation, LM head) through a short forward of its own:
 * cos/sin for every position of the chunk are computed once, and so is a decode step's
   attention bias (0 / -inf per key slot; a step reads a slice of it instead of building a mask).
 * On a float32 CPU model a one-token step runs its non-matmul work in the fused C kernels
-  (`c_kernels`: add + RMSNorm, rotary + K/V write into a transposed key cache, attention, SiLU
-  * up; 4 calls per layer next to the 4 matmuls), unless ``R1LAB_CPU_FUSED=torch`` or they
-  cannot be built; the prefill and every other case run the PyTorch ops below.
+  (`kernels`: add + RMSNorm, rotary + K/V write into a transposed key cache, attention, SiLU
+  * up; 4 calls per layer next to the 4 matmuls), unless ``R1LAB_CPU=off`` or they cannot be
+  built; the prefill and every other case run the PyTorch ops below.
 
 It is used only when `supports_kv_decode(model)` says the model is exactly this architecture
 (model type qwen2 or llama, plain `nn.Linear` projections - so no PEFT adapters -, full attention
@@ -30,11 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from r1lab.engines import c_kernels
-from r1lab.engines.cpu_kernels import PLAIN_LINEARS, linear, pack_weight
-from r1lab.engines.fused_modules import NORM_CLASSES, SILU_ACTIVATIONS
+from r1lab.engines import cpu
+from r1lab.engines.cpu import kernels
+from r1lab.engines.cpu.linear import PLAIN_LINEARS, linear, pack_weight
 
 _TYPES = ("qwen2", "llama")
+NORM_CLASSES = ("Qwen2RMSNorm", "LlamaRMSNorm")  # x * rsqrt(mean x^2 + eps) * w
+SILU_ACTIVATIONS = ("SiLU", "SiLUActivation")
 
 
 def supports_kv_decode(model) -> bool:
@@ -76,8 +78,7 @@ def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor
 def _norm_params(module: nn.Module) -> tuple[torch.Tensor, float] | None:
     """(weight, eps) of a known float32 RMSNorm (x * rsqrt(mean x^2 + eps) * w), else None."""
     eps = getattr(module, "variance_epsilon", None)
-    known = any(c.__name__ in NORM_CLASSES for c in type(module).__mro__)  # or a fused subclass
-    if not known or not isinstance(eps, float):
+    if type(module).__name__ not in NORM_CLASSES or not isinstance(eps, float):
         return None
     w = module.weight
     return (w.detach(), eps) if w.dtype is torch.float32 and w.is_contiguous() else None
@@ -190,7 +191,7 @@ class KVDecoder:
         self.ck = self._fused_kernels(attn_BP, K)
 
     def _fused_kernels(self, attn_BP: torch.Tensor, K: int):
-        """The C decode kernels (engines/c_kernels.py) and their buffers, when they apply:
+        """The C decode kernels (engines/cpu/kernels.py) and their buffers, when they apply:
         float32 CPU, known RMSNorms, SiLU MLPs; else None (the PyTorch step below)."""
         dec = self.dec
         norms = []
@@ -205,11 +206,11 @@ class KVDecoder:
             any(n is None for n in norms)
             or not acts <= set(SILU_ACTIVATIONS)
             or self.nh % self.nkv
-            or not c_kernels.usable(self.cos, self.sin, dec.embed_tokens.weight)
-            or c_kernels.mode() == "torch"
+            or not kernels.usable(self.cos, self.sin, dec.embed_tokens.weight)
+            or cpu.mode() == "off"
         ):
             return None
-        ck = c_kernels.load()
+        ck = kernels.load()
         if ck is None:
             return None
         B, dev = attn_BP.size(0), attn_BP.device

@@ -1,4 +1,4 @@
-"""The C decode kernels (engines/c_kernels.py) against PyTorch, and the fused decode step."""
+"""The C decode kernels (engines/cpu/kernels.py) against PyTorch, and the fused decode step."""
 
 import logging
 
@@ -7,9 +7,10 @@ import torch
 import torch.nn.functional as F
 from test_kv_decode import PROMPTS, llama_gqa  # same directory (pytest prepend import mode)
 
-from r1lab.engines import c_kernels
+from r1lab.engines import cpu
+from r1lab.engines.cpu import kernels as c_kernels
+from r1lab.engines.cpu.kv_decode import KVDecoder
 from r1lab.engines.hf import HFGenerator, sample_tokens
-from r1lab.engines.kv_decode import KVDecoder
 from r1lab.types import SamplingParams
 
 
@@ -114,14 +115,14 @@ def fused_and_torch_logits(model, monkeypatch, steps: int = 6):
     ids = torch.randint(3, V, (5, 7)) * attn
     feed = torch.randint(3, V, (steps, 5, 1))
     out = {}
-    for mode in ("c", "torch"):
-        monkeypatch.setenv(c_kernels.ENV, mode)
+    for mode in ("on", "off"):
+        monkeypatch.setenv(cpu.ENV, mode)
         dec = KVDecoder(model, attn, steps)
-        assert (dec.ck is not None) == (mode == "c")
+        assert (dec.ck is not None) == (mode == "on")
         rows = [dec.prefill(ids)]
         rows += [dec.step(feed[t], 7 + t) for t in range(steps)]
         out[mode] = torch.stack(rows)
-    return out["c"], out["torch"]
+    return out["on"], out["off"]
 
 
 @pytest.mark.parametrize("arch", ["qwen2", "llama_gqa"])
@@ -140,10 +141,10 @@ def test_generation_uses_the_fused_step_and_samples_as_the_pytorch_step(
     monkeypatch.setattr(KVDecoder, "_fused_step", lambda s, *a: calls.append(1) or real(s, *a))
     gen = HFGenerator(tiny_model, tiny_tokenizer, batch_size=4)
     sp = SamplingParams(max_new_tokens=10, temperature=0.9, seed=5)
-    monkeypatch.setenv(c_kernels.ENV, "c")
+    monkeypatch.setenv(cpu.ENV, "on")
     fused = gen.generate(PROMPTS, 3, sp)
     assert calls, "the fused step did not run"
-    monkeypatch.setenv(c_kernels.ENV, "torch")
+    monkeypatch.setenv(cpu.ENV, "off")
     n = len(calls)
     plain = gen.generate(PROMPTS, 3, sp)
     assert len(calls) == n
@@ -155,22 +156,22 @@ def test_generation_uses_the_fused_step_and_samples_as_the_pytorch_step(
 
 
 def test_modes_and_build_failures(monkeypatch, tmp_path, caplog):
-    monkeypatch.setenv(c_kernels.ENV, "fastest")
-    with pytest.raises(ValueError, match="R1LAB_CPU_FUSED='fastest'"):
-        c_kernels.mode()
+    monkeypatch.setenv(cpu.ENV, "fastest")
+    with pytest.raises(ValueError, match="R1LAB_CPU='fastest'"):
+        cpu.mode()
     monkeypatch.setenv("R1LAB_CACHE", str(tmp_path))  # nothing built there yet
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     c_kernels.load.cache_clear()
     try:
-        monkeypatch.setenv(c_kernels.ENV, "torch")
+        monkeypatch.setenv(cpu.ENV, "off")
         assert c_kernels.load() is None
         c_kernels.load.cache_clear()
-        monkeypatch.setenv(c_kernels.ENV, "auto")
+        monkeypatch.setenv(cpu.ENV, "auto")
         with caplog.at_level(logging.WARNING, logger=c_kernels.__name__):
             assert c_kernels.load() is None
         assert "using PyTorch ops instead" in caplog.text
         c_kernels.load.cache_clear()
-        monkeypatch.setenv(c_kernels.ENV, "c")
+        monkeypatch.setenv(cpu.ENV, "on")
         with pytest.raises(c_kernels.KernelBuildError, match="no-such-compiler"):
             c_kernels.load()
     finally:
@@ -198,3 +199,36 @@ def test_inverse_cdf_sampling_draws_from_the_distribution():
     assert torch.equal(draws, again)  # seeded
     with pytest.raises(ValueError, match="NaN or inf"):
         sample_tokens(torch.full((2, 5), float("nan")), gen)
+
+
+def test_threads_split_large_decode_calls_bit_for_bit(monkeypatch):
+    """With several torch threads, large decode calls run in row chunks on several threads
+    (`kernels._split`): forcing the split gives the single-chunk logits bit for bit."""
+    chunks = []
+    real_split = c_kernels._split
+
+    def counting(n, work, call):
+        chunks.append(max(1, min(torch.get_num_threads(), n, work // c_kernels.PARALLEL_MIN)))
+        real_split(n, work, call)
+
+    monkeypatch.setattr(c_kernels, "_split", counting)
+    monkeypatch.setenv(cpu.ENV, "on")
+    model = llama_gqa(50).eval()
+    ids = torch.randint(0, 50, (4, 9))
+    attn = torch.ones(4, 9, dtype=torch.long)
+    attn[2, :3] = 0
+    runs = []
+    threads = torch.get_num_threads()
+    try:
+        for split in (False, True):
+            torch.set_num_threads(3 if split else 1)
+            if split:
+                monkeypatch.setattr(c_kernels, "PARALLEL_MIN", 1)
+            chunks.clear()
+            dec = KVDecoder(model, attn, 3)
+            logits = [dec.prefill(ids)] + [dec.step(ids[:, t : t + 1], 9 + t) for t in range(3)]
+            runs.append(torch.stack(logits))
+            assert max(chunks) == (3 if split else 1)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(runs[1], runs[0], rtol=0, atol=0)

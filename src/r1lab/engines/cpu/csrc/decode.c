@@ -1,5 +1,5 @@
 /* Fused float32 CPU kernels for one KV-decode step of a Qwen2 / Llama model
- * (r1lab/engines/kv_decode.py), loaded with train.c by r1lab/engines/c_kernels.py (ctypes).
+ * (r1lab/engines/cpu/kv_decode.py), loaded by r1lab/engines/cpu/kernels.py (ctypes).
  *
  * Why: at decode time every op sees a (rows, hidden) activation of a few KB, so a step of a tiny
  * model costs the fixed overhead of ~45 PyTorch ops per layer, not their arithmetic. These

@@ -1,11 +1,11 @@
 """Float32 linear layers on the CPU through oneDNN, where it is faster than PyTorch's default.
 
 PyTorch computes a float32 ``F.linear`` on x86 through MKL's sgemm. MKL chooses its code paths
-by CPU vendor, and on this AMD CPU it runs at AVX2 speed although the core has AVX-512.
-oneDNN, which every PyTorch CPU wheel also contains, picks by instruction set. On this project's
-2-core AMD EPYC (Zen 5) box, oneDNN runs every matmul shape of the tiny models and of the GRPO
-benchmark 1.6 - 2.3x faster than MKL (2048 x 2048 at one thread: 236 vs 108 GFLOP/s). Where MKL
-already runs AVX-512 (Intel CPUs) the two should be close (not measured here).
+by CPU vendor: on the project's earlier AMD EPYC box it ran at AVX2 speed although the core has
+AVX-512, and oneDNN, which every PyTorch CPU wheel also contains and which picks by instruction
+set, ran the tiny models' matmuls 1.6 - 2.3x faster (2048^3 at one thread: 236 vs 108 GFLOP/s).
+On other CPUs the two are close or MKL wins (benchmarks/README.md has the figures per CPU),
+hence the one-off timing below.
 
 `OneDNNLinear` is ``nn.Linear`` whose forward sends float32 CPU inputs through
 ``torch.ops.mkldnn._linear_pointwise`` (the op PyTorch's own inductor uses) with a hand-written
@@ -24,29 +24,25 @@ inputs) takes ``F.linear`` unchanged.
 
 `enable(model)` swaps the class of every plain ``nn.Linear`` of ``model`` for `OneDNNLinear`
 in place (parameters, state dict, tying and ``isinstance(m, nn.Linear)`` are untouched;
-idempotent). `pack_weight` prepacks a frozen weight for a decode loop. The choice is one mode
-per process: ``R1LAB_CPU_LINEAR`` = ``auto`` (default: time both kernels once on a mid-sized
-matmul and use oneDNN only when it is at least `AUTO_MIN_SPEEDUP` faster), ``onednn`` (always,
-where available), or ``torch`` (never). The decision and its figures are logged once.
+idempotent). `pack_weight` prepacks a frozen weight for a decode loop. The choice is one per
+process, by the switch ``R1LAB_CPU`` (`r1lab.engines.cpu.mode`): ``auto`` (default) times both
+kernels once on a mid-sized matmul and uses oneDNN only when it is at least `AUTO_MIN_SPEEDUP`
+faster on this machine, ``on`` always (where available), ``off`` never. The decision and its
+figures are logged once.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from r1lab.engines import c_kernels, fused_modules
-
 log = logging.getLogger(__name__)
 
-MODES = ("auto", "onednn", "torch")
-ENV = "R1LAB_CPU_LINEAR"
 AUTO_MIN_SPEEDUP = 1.15
 
 
@@ -71,16 +67,6 @@ def _folded_mm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torc
     return _onednn_mm(_rows(x), w, b).view(*x.shape[:-1], w.size(0))
 
 
-def _t(x2: torch.Tensor) -> torch.Tensor:
-    """``x2.t()`` as a contiguous copy: a tiled C transpose when the fused kernels are on and
-    torch runs on one thread (about twice PyTorch's strided copy for these (rows, 128)
-    operands), else ``.contiguous()``."""
-    ck = c_kernels.for_training()
-    if ck is None or not x2.is_contiguous() or x2.dtype is not torch.float32:
-        return x2.t().contiguous()
-    return ck.transpose(x2)
-
-
 class _OneDNNLinearFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
@@ -99,9 +85,9 @@ class _OneDNNLinearFn(torch.autograd.Function):
             grad_x = _onednn_mm(g2, w.t(), None).view(*grad_y.shape[:-1], w.shape[1])
         if ctx.needs_input_grad[1]:
             if x2.shape[1] < g2.shape[1]:  # copy the narrower transposed operand (x^T here)
-                grad_w = _t(_onednn_mm(_t(x2), g2.t(), None))
+                grad_w = _onednn_mm(x2.t().contiguous(), g2.t(), None).t().contiguous()
             else:
-                grad_w = _onednn_mm(_t(g2), x2.t(), None)
+                grad_w = _onednn_mm(g2.t().contiguous(), x2.t(), None)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = g2.sum(0)
         return grad_x, grad_w, grad_b
@@ -202,11 +188,11 @@ def _measure() -> tuple[bool, str]:
 @functools.cache
 def use_onednn() -> bool:
     """Whether this process routes float32 CPU linears through oneDNN (decided once, logged)."""
-    mode = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if mode not in MODES:
-        raise ValueError(f"{ENV}={mode!r}: expected one of {', '.join(MODES)}")
-    if mode == "torch":
-        log.info("CPU linear layers: PyTorch's default kernel (%s=torch)", ENV)
+    from r1lab.engines.cpu import ENV, mode
+
+    chosen = mode()
+    if chosen == "off":
+        log.info("CPU linear layers: PyTorch's default kernel (%s=off)", ENV)
         return False
     if _op() is None or not torch.backends.mkldnn.is_available():
         log.warning(
@@ -218,21 +204,18 @@ def use_onednn() -> bool:
     except RuntimeError as exc:  # an op that exists but refuses these tensors
         log.warning("CPU linear layers: oneDNN failed (%s); using F.linear", exc)
         return False
-    if mode == "onednn" or verdict:
-        log.info("CPU linear layers: oneDNN (%s, %s=%s)", why, ENV, mode)
+    if chosen == "on" or verdict:
+        log.info("CPU linear layers: oneDNN (%s, %s=%s)", why, ENV, chosen)
         return True
     log.info("CPU linear layers: PyTorch's default kernel (%s, below %.2fx)", why, AUTO_MIN_SPEEDUP)
     return False
 
 
 def enable(model: nn.Module) -> int:
-    """Make every plain ``nn.Linear`` of ``model`` an `OneDNNLinear` when oneDNN is on (and
-    its RMSNorms and SwiGLU MLPs fused, `fused_modules.enable`).
+    """Make every plain ``nn.Linear`` of ``model`` an `OneDNNLinear` when oneDNN is on.
 
     Returns the number of layers swapped by this call (0 when the process keeps PyTorch's kernel).
     """
-    if isinstance(model, nn.Module):
-        fused_modules.enable(model)  # RMSNorm / SwiGLU through the fused C kernels
     if not isinstance(model, nn.Module) or not use_onednn():
         return 0  # e.g. a LoRA reference wrapper: the policy it wraps is swapped already
     swapped = 0

@@ -1,4 +1,4 @@
-/* Shared helpers of r1lab's fused CPU kernels (decode.c, train.c): 16-lane float vectors in
+/* Helpers of r1lab's CPU decode kernels (decode.c): 16-lane float vectors in
  * GCC / clang vector extensions (no intrinsics: the compiler maps them to AVX-512, AVX2 or NEON
  * with -march=native), tree reductions, a Cephes expf polynomial, a dot product, rotary. */
 #ifndef R1LAB_SIMD_H
@@ -104,7 +104,7 @@ static inline void rotate(const float *x, const float *c, const float *s, float 
 }
 
 
-/* ---- attention pieces shared by the decode and the training kernels ---- */
+/* ---- attention pieces ---- */
 
 /* x . T[:, j .. j + 16) for a (hd, Sp) row-major block T: 16 columns at once, four partial
  * sums over d to break the add chain. */

@@ -1,4 +1,5 @@
-"""oneDNN linears (`r1lab.engines.cpu_kernels`) and the malloc tuning (`cpu_malloc`)."""
+"""oneDNN linears (`r1lab.engines.cpu.linear`) and the one switch and entry point
+(`r1lab.engines.cpu`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from r1lab.engines import cpu_kernels, cpu_malloc
-from r1lab.engines.kv_decode import supports_kv_decode
+from r1lab.engines import cpu
+from r1lab.engines.cpu import linear as cpu_kernels
+from r1lab.engines.cpu.kv_decode import supports_kv_decode
 
 needs_onednn = pytest.mark.skipif(
     cpu_kernels._op() is None or not torch.backends.mkldnn.is_available(),
@@ -23,10 +25,10 @@ needs_onednn = pytest.mark.skipif(
 
 @pytest.fixture
 def mode(monkeypatch):
-    """Set R1LAB_CPU_LINEAR for one test; the process-wide decision is recomputed around it."""
+    """Set R1LAB_CPU for one test; the process-wide decision is recomputed around it."""
 
     def set_mode(value: str) -> None:
-        monkeypatch.setenv(cpu_kernels.ENV, value)
+        monkeypatch.setenv(cpu.ENV, value)
         cpu_kernels.use_onednn.cache_clear()
 
     yield set_mode
@@ -100,7 +102,7 @@ def test_ineligible_inputs_take_f_linear_exactly():
 
 @needs_onednn
 def test_enable_swaps_linears_keeps_weights_logits_and_kv_decode(mode, tmp_path):
-    mode("onednn")
+    mode("on")
     model = _tiny_qwen2()
     ids = torch.randint(0, 50, (2, 9))
     with torch.no_grad():
@@ -128,7 +130,7 @@ def test_enable_swaps_linears_keeps_weights_logits_and_kv_decode(mode, tmp_path)
 @needs_onednn
 def test_training_step_with_onednn_matches_default_kernel(mode):
     """One AdamW step on the same batch: loss, every gradient and the new weights agree."""
-    mode("onednn")
+    mode("on")
     ids = torch.randint(0, 50, (3, 12))
     results = []
     for swap in (False, True):
@@ -155,8 +157,8 @@ def test_training_step_with_onednn_matches_default_kernel(mode):
         torch.testing.assert_close(p1[name], p0[name], rtol=0, atol=1e-4, msg=name)
 
 
-def test_torch_mode_keeps_plain_linears(mode):
-    mode("torch")
+def test_off_keeps_plain_linears(mode):
+    mode("off")
     model = _tiny_qwen2()
     assert cpu_kernels.enable(model) == 0
     assert all(type(m) is nn.Linear for m in model.modules() if isinstance(m, nn.Linear))
@@ -168,59 +170,22 @@ def test_torch_mode_keeps_plain_linears(mode):
 
 def test_unknown_mode_is_a_clear_error(mode):
     mode("fastest")
-    with pytest.raises(ValueError, match="R1LAB_CPU_LINEAR='fastest'"):
+    with pytest.raises(ValueError, match="R1LAB_CPU='fastest'"):
         cpu_kernels.use_onednn()
 
 
 @needs_onednn
 def test_auto_mode_decides_from_a_measurement_and_logs_it(mode, caplog):
     mode("auto")
-    with caplog.at_level(logging.INFO, logger="r1lab.engines.cpu_kernels"):
+    with caplog.at_level(logging.INFO, logger="r1lab.engines.cpu.linear"):
         decision = cpu_kernels.use_onednn()
     assert "x F.linear on a 512x256x1024 matmul" in caplog.text
     assert ("CPU linear layers: oneDNN" in caplog.text) == decision
 
 
-def test_malloc_tuning_can_be_turned_off(monkeypatch):
-    monkeypatch.setenv(cpu_malloc.ENV, "0")
-    cpu_malloc.keep_freed_memory.cache_clear()
-    try:
-        assert cpu_malloc.keep_freed_memory() is False
-    finally:
-        cpu_malloc.keep_freed_memory.cache_clear()
-
-
-def test_malloc_tuning_stops_page_faults_on_glibc(monkeypatch):
-    """8 MiB blocks allocated, written and freed: with glibc's default-like fixed thresholds
-    (128 KiB) each one is a fresh mmap whose 2048 pages all fault; once freed memory is kept,
-    the blocks reuse the same heap pages."""
-    resource = pytest.importorskip("resource")
-    if not cpu_malloc.set_thresholds(128 * 1024, 128 * 1024):
-        pytest.skip("not glibc: mallopt is unavailable")
-
-    def faults_per_block() -> float:
-        torch.ones(2 * 1024 * 1024)  # the heap grows once
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        for _ in range(10):
-            torch.ones(2 * 1024 * 1024)  # 8 MiB, first-touched and freed
-        return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10
-
-    try:
-        default_like = faults_per_block()
-        monkeypatch.delenv(cpu_malloc.ENV, raising=False)
-        cpu_malloc.keep_freed_memory.cache_clear()
-        assert cpu_malloc.keep_freed_memory() is True
-        kept = min(faults_per_block() for _ in range(3))
-        assert default_like > 1000, (default_like, kept)
-        assert kept < 100, (default_like, kept)
-    finally:
-        cpu_malloc.keep_freed_memory.cache_clear()
-        cpu_malloc.keep_freed_memory()
-
-
 @needs_onednn
 def test_packed_weight_linear_matches_f_linear_for_any_row_count(mode):
-    mode("onednn")
+    mode("on")
     g = torch.Generator().manual_seed(2)
     w, b = torch.randn(24, 16, generator=g), torch.randn(24, generator=g)
     packed = cpu_kernels.pack_weight(w, rows=8)
@@ -233,9 +198,19 @@ def test_packed_weight_linear_matches_f_linear_for_any_row_count(mode):
 
 
 def test_pack_weight_keeps_trainable_or_unpackable_weights(mode):
-    mode("torch")
+    mode("off")
     w = torch.randn(4, 3)
     assert cpu_kernels.pack_weight(w, 8) is w  # oneDNN off
     trainable = torch.randn(4, 3, requires_grad=True)
     assert cpu_kernels.pack_weight(trainable, 8) is trainable
     assert cpu_kernels.pack_weight(w.double(), 8).dtype == torch.float64
+
+
+def test_enable_applies_the_pieces_the_switch_allows(mode):
+    """`cpu.enable`, the engines' one entry point: ``on`` swaps the linears, ``off`` leaves the
+    model alone."""
+    for value, swapped in (("off", False), ("on", True)):
+        mode(value)
+        model = _tiny_qwen2()
+        cpu.enable(model)
+        assert (type(model.lm_head) is cpu_kernels.OneDNNLinear) == swapped
