@@ -26,7 +26,9 @@ from r1lab.models.tiny import SIZES, build_model, build_tokenizer, chat_text, nu
 from r1lab.utils.paths import cache_root
 from r1lab.utils.progress import progress_bar
 
-CORPUS_VERSION = 2  # bump when the corpus or the training loop changes what a config produces
+CORPUS_VERSION = 3  # bump when the corpus or the training loop changes what a config produces
+# 3: pretraining trains through the Learner (NLL from its log-probs, not HF's cross_entropy):
+# the same model up to float rounding, which 800 steps turn into another base
 
 
 @constrained(
