@@ -34,7 +34,10 @@ figures are logged once.
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import os
+import platform
 import time
 
 import torch
@@ -185,6 +188,27 @@ def _measure() -> tuple[bool, str]:
     return verdict, f"oneDNN {speedup:.2f}x F.linear on a 512x256x1024 matmul"
 
 
+def _machine_choice() -> tuple[bool, str]:
+    """`_measure`'s verdict, taken once per machine, torch version and thread count and kept in
+    ``$R1LAB_CACHE/kernels/``: processes that decide at other moments (or under other load) then
+    route linears the same way and round the same (a resumed run equals an uninterrupted one)."""
+    from r1lab.utils.paths import cache_root
+
+    key = f"linear-{torch.__version__}-{platform.machine()}-{torch.get_num_threads()}t.json"
+    path = cache_root() / "kernels" / key
+    try:
+        saved = json.loads(path.read_text())
+        return bool(saved["onednn"]), f"{saved['why']}; decided once for this machine: {path}"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    verdict, why = _measure()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"onednn": verdict, "why": why}))
+    os.replace(tmp, path)
+    return verdict, why
+
+
 @functools.cache
 def use_onednn() -> bool:
     """Whether this process routes float32 CPU linears through oneDNN (decided once, logged)."""
@@ -200,7 +224,7 @@ def use_onednn() -> bool:
         )
         return False
     try:
-        verdict, why = _measure()
+        verdict, why = _machine_choice()
     except RuntimeError as exc:  # an op that exists but refuses these tensors
         log.warning("CPU linear layers: oneDNN failed (%s); using F.linear", exc)
         return False
