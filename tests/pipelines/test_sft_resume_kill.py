@@ -1,6 +1,7 @@
 """SFT resumes exactly after ``kill -9``, as RL does (tests/pipelines/test_resume.py): a run
 SIGKILLed after a mid-run checkpoint and started again logs the same metrics, step for step, and
-ends with bit-identical weights to an uninterrupted run (CPU, threads=1)."""
+ends with bit-identical weights to an uninterrupted run (CPU, threads=1). Every run is a fresh
+process, as a user's would be (the test process's own torch state never enters the figures)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,8 @@ import time
 import torch
 from safetensors.torch import load_file
 
-from r1lab.cli import main
 from r1lab.data.general_chat import general_sft_rows
 from r1lab.models.tiny import build_model
-from r1lab.pipelines import sft
 from r1lab.utils.checkpoint import latest_checkpoint, load_checkpoint
 from r1lab.utils.jsonl import read_jsonl
 
@@ -29,6 +28,25 @@ sft.nll_loss = lambda *a, **kw: time.sleep(0.3) or fast(*a, **kw)
 from r1lab.cli import main
 sys.exit(main(sys.argv[1:]))
 """
+COUNTING_CLI = """
+import sys
+from r1lab.pipelines import sft
+real, calls = sft.nll_loss, []
+sft.nll_loss = lambda *a, **kw: calls.append(1) or real(*a, **kw)
+from r1lab.cli import main
+code = main(sys.argv[1:])
+print(f"NLL_CALLS {len(calls)}")
+sys.exit(code)
+"""
+
+
+def counted_run(args: list[str]) -> int:
+    """Run ``r1lab`` in a fresh process; the number of training-loss calls it made."""
+    out = subprocess.run(
+        [sys.executable, "-c", COUNTING_CLI, *args], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return int(out.stdout.rsplit("NLL_CALLS ", 1)[1].split()[0])
 
 
 def sft_args(model_dir, data, out, name) -> list[str]:
@@ -53,13 +71,13 @@ def comparable(run) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "tokens_per_second"} for r in read_jsonl(run)]
 
 
-def test_sft_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_tokenizer, monkeypatch):
+def test_sft_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_tokenizer):
     model_dir = tmp_path / "model"
     build_model("test", tiny_tokenizer, seed=0).save_pretrained(model_dir)
     tiny_tokenizer.save_pretrained(model_dir)
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in general_sft_rows(40)))
-    assert main(sft_args(model_dir, data, tmp_path, "full")) == 0
+    counted_run(sft_args(model_dir, data, tmp_path, "full"))
 
     cmd = [sys.executable, "-c", SLOW_CLI, *sft_args(model_dir, data, tmp_path, "cut")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -74,11 +92,8 @@ def test_sft_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_token
     full = comparable(tmp_path / "full" / "metrics.jsonl")
     assert 2 <= done < len(full) - 1
 
-    steps_run = []
-    real = sft.nll_loss
-    monkeypatch.setattr(sft, "nll_loss", lambda *a, **kw: steps_run.append(1) or real(*a, **kw))
-    assert main(sft_args(model_dir, data, tmp_path, "cut")) == 0
-    assert len(steps_run) == len(full) - 1 - done  # it resumed after `done`, not from scratch
+    steps_run = counted_run(sft_args(model_dir, data, tmp_path, "cut"))
+    assert steps_run == len(full) - 1 - done  # it resumed after `done`, not from scratch
     cut = comparable(tmp_path / "cut" / "metrics.jsonl")
     assert [r["step"] for r in cut] == list(range(len(full)))  # none missing, none twice
     assert cut == full  # equal floats, step for step
