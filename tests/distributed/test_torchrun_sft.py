@@ -77,9 +77,9 @@ def test_distill_under_torchrun(tmp_path, model_dir, tiny_tokenizer):
         "sample.min_score=0.0",
         "sample.filters=[]",
         "sample.sampling.max_new_tokens=8",
-        "sft.epochs=1",
-        "sft.max_steps=2",
-        "sft.batch_tokens=256",
+        "sft.train.epochs=1",
+        "sft.train.max_steps=2",
+        "sft.train.batch_tokens=256",
         "eval.k=2",
         "eval.max_new_tokens=8",
     )
