@@ -71,15 +71,7 @@ class RSResult:
 
 
 def sampling_for_chunk(cfg: RSConfig, chunk: int) -> SamplingParams:
-    s = cfg.sampling
-    return SamplingParams(
-        temperature=s.temperature,
-        top_p=s.top_p,
-        top_k=s.top_k,
-        max_new_tokens=s.max_new_tokens,
-        stop=s.stop,
-        seed=cfg.seed * 1_000_003 + chunk,
-    )
+    return cfg.sampling.params(cfg.seed * 1_000_003 + chunk)
 
 
 def fingerprint(cfg: RSConfig, prompts: list[str], model_id: str) -> str:

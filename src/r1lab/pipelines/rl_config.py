@@ -27,6 +27,7 @@ from r1lab.doctor.config import DoctorConfig
 from r1lab.models.hf_load import DTYPES
 from r1lab.pipelines.pretrain import PretrainConfig
 from r1lab.rewards.combine import RewardComponent
+from r1lab.types import SamplingParams
 
 
 @constrained(dtype=one_of(DTYPES), device=device())
@@ -72,6 +73,17 @@ class SamplingConfig:
     max_new_tokens: int = 64
     stop: tuple[str, ...] = ("</answer>",)
     batch_size: int = 128  # rows per generation chunk
+
+    def params(self, seed: int) -> SamplingParams:
+        """These settings as a generator call's `SamplingParams` drawing with ``seed``."""
+        return SamplingParams(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            max_new_tokens=self.max_new_tokens,
+            stop=self.stop,
+            seed=seed,
+        )
 
 
 # estimators whose baseline is not the prompt's group: one sample per prompt is enough

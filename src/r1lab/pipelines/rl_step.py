@@ -106,15 +106,9 @@ def check_step_config(cfg: RLConfig) -> None:
 
 
 def sampling_params(cfg: RLConfig, step: int) -> SamplingParams:
-    s = cfg.sampling
-    return SamplingParams(
-        temperature=s.temperature,
-        top_p=s.top_p,
-        top_k=s.top_k,
-        max_new_tokens=s.max_new_tokens,
-        stop=s.stop,
-        seed=cfg.seed * 100_003 + step + rdist.rank() * 1_000_000_007,  # ranks: own streams
-    )
+    return cfg.sampling.params(
+        cfg.seed * 100_003 + step + rdist.rank() * 1_000_000_007
+    )  # ranks: own streams
 
 
 def shuffle_rng(seed: int, step: int, pass_: int) -> torch.Generator:
